@@ -1,0 +1,239 @@
+//! One fuse table: reading its snapshot and segments, writing blocks, and
+//! committing a new snapshot through the catalog.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+
+use super::FuseEngine;
+use super::catalog::TableMeta;
+use super::meta::{BlockMeta, Segment, SegmentRef, Snapshot, paths};
+use super::writer::{BlockLimits, TableWriter};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::{IO_CONCURRENCY, Storage};
+
+/// Blocks per segment when a table does not set `block_per_segment`.
+const DEFAULT_BLOCK_PER_SEGMENT: usize = 1000;
+
+/// A table pinned at the snapshot its catalog entry named when the handle was made.
+#[derive(Clone)]
+pub struct FuseTable {
+    engine: Arc<FuseEngine>,
+    db_name: Arc<str>,
+    meta: Arc<TableMeta>,
+    storage: Storage,
+}
+
+impl std::fmt::Debug for FuseTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FuseTable({}.{})", self.db_name, self.meta.name)
+    }
+}
+
+impl FuseTable {
+    pub(super) fn new(
+        engine: Arc<FuseEngine>,
+        db_name: &str,
+        meta: Arc<TableMeta>,
+        storage: Storage,
+    ) -> FuseTable {
+        let storage = storage.with_error_context(
+            format!("table {db_name}.{}", meta.name),
+            Some(format!(
+                "The table's objects may have been deleted from its storage. If the bucket keeps object versions, CALL system$fuse_amend('{db_name}', '{}') restores them.",
+                meta.name
+            )),
+        );
+        FuseTable {
+            engine,
+            db_name: db_name.into(),
+            meta,
+            storage,
+        }
+    }
+
+    pub fn meta(&self) -> &Arc<TableMeta> {
+        &self.meta
+    }
+
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    fn cache_key(&self, path: &str) -> String {
+        format!("{}{}", self.storage.location().uri(), path)
+    }
+
+    /// The snapshot this handle is pinned at; None for a table never written.
+    pub async fn snapshot(&self) -> Result<Option<Arc<Snapshot>>> {
+        match &self.meta.snapshot_location {
+            None => Ok(None),
+            Some(loc) => self.read_snapshot(loc).await.map(Some),
+        }
+    }
+
+    pub async fn read_snapshot(&self, location: &str) -> Result<Arc<Snapshot>> {
+        let key = self.cache_key(location);
+        if let Some(s) = self.engine.cache().snapshot(&key) {
+            return Ok(s);
+        }
+        let bytes = self.storage.read(location).await?;
+        let snapshot: Arc<Snapshot> = Arc::new(decode(&bytes, location)?);
+        self.engine.cache().put_snapshot(key, snapshot.clone());
+        Ok(snapshot)
+    }
+
+    pub async fn read_segment(&self, location: &str) -> Result<Arc<Segment>> {
+        let key = self.cache_key(location);
+        if let Some(s) = self.engine.cache().segment(&key) {
+            return Ok(s);
+        }
+        let bytes = self.storage.read(location).await?;
+        let segment: Arc<Segment> = Arc::new(decode(&bytes, location)?);
+        self.engine.cache().put_segment(key, segment.clone());
+        Ok(segment)
+    }
+
+    /// All segments of `snapshot`, read concurrently, in snapshot order.
+    pub async fn segments(&self, snapshot: &Snapshot) -> Result<Vec<Arc<Segment>>> {
+        futures::stream::iter(snapshot.segments.iter())
+            .map(|s| self.read_segment(&s.location))
+            .buffered(IO_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Forgets cached metadata of this table (after its objects changed under it).
+    pub fn evict_cache(&self) {
+        self.engine.cache().evict_prefix(&self.storage.location().uri());
+    }
+
+    fn option_usize(&self, key: &str) -> Option<usize> {
+        self.meta.options.get(key).and_then(|v| v.parse().ok())
+    }
+
+    /// A writer for new blocks of this table, sized by its options.
+    pub fn writer(&self) -> TableWriter {
+        let mut limits = BlockLimits::default();
+        if let Some(rows) = self.option_usize("row_per_block") {
+            limits.max_rows = rows.max(1);
+        }
+        TableWriter::new(self.storage.clone(), self.meta.schema.clone(), limits)
+    }
+
+    /// Writes segments for `blocks` and commits them on top of whatever the
+    /// table holds now (an append never conflicts: it rebases onto concurrent
+    /// commits). Returns the new snapshot.
+    pub async fn commit_append(&self, blocks: Vec<BlockMeta>) -> Result<Arc<Snapshot>> {
+        let per_segment = self
+            .option_usize("block_per_segment")
+            .unwrap_or(DEFAULT_BLOCK_PER_SEGMENT)
+            .max(1);
+        let mut new_segments = Vec::new();
+        for chunk in blocks.chunks(per_segment) {
+            let segment = Segment::new(chunk.to_vec());
+            let location = paths::new_segment();
+            self.storage
+                .write(&location, Bytes::from(serde_json::to_vec(&segment)?))
+                .await?;
+            new_segments.push(SegmentRef {
+                location,
+                summary: segment.summary.clone(),
+            });
+        }
+        self.commit(|base| {
+            let mut segments = new_segments.clone();
+            if let Some(base) = base {
+                segments.extend(base.segments.iter().cloned());
+            }
+            Ok(segments)
+        })
+        .await
+    }
+
+    /// Commits a new snapshot whose segments `make_segments` derives from the
+    /// table's newest snapshot. Runs again on a lost race, with the new base.
+    pub async fn commit(
+        &self,
+        mut make_segments: impl FnMut(Option<&Snapshot>) -> Result<Vec<SegmentRef>>,
+    ) -> Result<Arc<Snapshot>> {
+        let catalog = self.engine.catalog();
+        let _guard = catalog.lock().await;
+        for _ in 0..1000 {
+            let state = catalog.current().await?;
+            let Some(current) = state.table_by_id(self.meta.id).filter(|t| !t.is_dropped()) else {
+                return Err(Error::new(
+                    ErrorKind::UndefinedTable,
+                    format!(
+                        "table {}.{} was dropped while the statement ran",
+                        self.db_name, self.meta.name
+                    ),
+                ));
+            };
+            if current.schema != self.meta.schema {
+                return Err(Error::new(
+                    ErrorKind::SerializationFailure,
+                    format!(
+                        "table {}.{} was altered while the statement ran; retry it",
+                        self.db_name, self.meta.name
+                    ),
+                ));
+            }
+            let base = match &current.snapshot_location {
+                Some(loc) => Some((self.read_snapshot(loc).await?, loc.clone())),
+                None => None,
+            };
+            let segments = make_segments(base.as_ref().map(|(s, _)| s.as_ref()))?;
+            let snapshot = Snapshot::next(
+                base.as_ref().map(|(s, l)| (s.as_ref(), l.as_str())),
+                current.schema.clone(),
+                segments,
+            );
+            let location = paths::snapshot(&snapshot.snapshot_id);
+            self.storage
+                .write(&location, Bytes::from(serde_json::to_vec(&snapshot)?))
+                .await?;
+            let mut next = (*state).clone();
+            if let Some(t) = next.table_by_id_mut(self.meta.id) {
+                t.snapshot_location = Some(location.clone());
+                t.updated_on = Utc::now();
+            }
+            if catalog.try_commit(&state, next).await?.is_some() {
+                // Readers of the bucket alone (and fuse_amend) use the hint.
+                if let Err(e) = self
+                    .storage
+                    .write(paths::LAST_SNAPSHOT_HINT, Bytes::from(location.clone()))
+                    .await
+                {
+                    tracing::debug!(error = %e, "writing the last snapshot hint");
+                }
+                return Ok(Arc::new(snapshot));
+            }
+            // Lost the race: this snapshot object is unreferenced; drop it and rebase.
+            let _ = self.storage.delete(&location).await;
+        }
+        Err(Error::new(
+            ErrorKind::SerializationFailure,
+            format!("could not commit to table {}.{}: too many concurrent writers", self.db_name, self.meta.name),
+        ))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], location: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::DataCorrupted,
+            format!("table object {location} is corrupted: {e}"),
+        )
+    })
+}

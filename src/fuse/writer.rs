@@ -1,0 +1,176 @@
+//! Writes rows as Parquet blocks of bounded size, streaming: at most one block's
+//! current row group is buffered, whatever the size of the insert.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::meta::BlockMeta;
+use super::schema::TableSchema;
+use super::stats::StatsBuilder;
+use crate::error::{Error, Result};
+use crate::storage::{BlockWriter, Storage};
+
+/// Rows per Parquet row group inside a block.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// How big blocks may grow.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockLimits {
+    pub max_rows: usize,
+    /// Uncompressed (Arrow in-memory) bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            max_rows: 1_000_000,
+            max_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+struct OpenBlock {
+    location: String,
+    writer: AsyncArrowWriter<BlockWriter>,
+    rows: usize,
+    bytes: usize,
+    stats: Vec<StatsBuilder>,
+}
+
+/// Turns a stream of batches into blocks. Call [`TableWriter::finish`] to get
+/// the block metas, or [`TableWriter::abort`] to remove what was written.
+pub struct TableWriter {
+    storage: Storage,
+    schema: TableSchema,
+    arrow_schema: SchemaRef,
+    limits: BlockLimits,
+    props: WriterProperties,
+    current: Option<OpenBlock>,
+    done: Vec<BlockMeta>,
+}
+
+impl TableWriter {
+    pub fn new(storage: Storage, schema: TableSchema, limits: BlockLimits) -> TableWriter {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        TableWriter {
+            arrow_schema: schema.to_arrow(),
+            storage,
+            schema,
+            limits,
+            props,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    pub fn arrow_schema(&self) -> &SchemaRef {
+        &self.arrow_schema
+    }
+
+    /// Adds rows; `batch` must have the table's Arrow schema (types and order).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.is_none() {
+                self.current = Some(self.open_block().await?);
+            }
+            let Some(block) = self.current.as_mut() else {
+                return Err(Error::internal("no open block"));
+            };
+            let room = self.limits.max_rows.saturating_sub(block.rows).max(1);
+            let take = room.min(batch.num_rows() - offset);
+            let slice = batch.slice(offset, take);
+            let slice = RecordBatch::try_new(self.arrow_schema.clone(), slice.columns().to_vec())?;
+            for (stats, column) in block.stats.iter_mut().zip(slice.columns()) {
+                stats.update(column);
+            }
+            block.rows += take;
+            block.bytes += slice.get_array_memory_size();
+            block.writer.write(&slice).await?;
+            offset += take;
+            if block.rows >= self.limits.max_rows || block.bytes >= self.limits.max_bytes {
+                self.close_block().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the last block and returns every block written.
+    pub async fn finish(mut self) -> Result<Vec<BlockMeta>> {
+        self.close_block().await?;
+        Ok(self.done)
+    }
+
+    /// Removes every block this writer created (best effort: they are
+    /// unreferenced either way, and VACUUM would remove them later).
+    pub async fn abort(mut self) {
+        if let Some(block) = self.current.take() {
+            block.writer.into_inner().abort().await;
+            let _ = self.storage.delete(&block.location).await;
+        }
+        let paths = self.done.iter().map(|b| b.location.clone()).collect();
+        if let Err(e) = self.storage.delete_many(paths).await {
+            tracing::debug!(error = %e, "removing blocks of a failed write");
+        }
+    }
+
+    async fn open_block(&self) -> Result<OpenBlock> {
+        let location = super::meta::paths::new_block();
+        let sink = self.storage.block_writer(&location).await?;
+        let writer =
+            AsyncArrowWriter::try_new(sink, self.arrow_schema.clone(), Some(self.props.clone()))?;
+        Ok(OpenBlock {
+            location,
+            writer,
+            rows: 0,
+            bytes: 0,
+            stats: self
+                .schema
+                .columns
+                .iter()
+                .map(|c| StatsBuilder::new(c.ty.clone()))
+                .collect(),
+        })
+    }
+
+    async fn close_block(&mut self) -> Result<()> {
+        let Some(block) = self.current.take() else {
+            return Ok(());
+        };
+        if block.rows == 0 {
+            return Ok(());
+        }
+        let mut writer = block.writer;
+        if let Err(e) = writer.finish().await {
+            writer.into_inner().abort().await;
+            return Err(e.into());
+        }
+        // After finish, everything (footer included) has been written.
+        let file_size = writer.bytes_written() as u64;
+        let col_stats: BTreeMap<u32, _> = self
+            .schema
+            .columns
+            .iter()
+            .zip(block.stats)
+            .map(|(c, s)| (c.id, s.finish()))
+            .collect();
+        self.done.push(BlockMeta {
+            location: block.location,
+            row_count: block.rows as u64,
+            block_size: block.bytes as u64,
+            file_size,
+            col_stats,
+        });
+        Ok(())
+    }
+}

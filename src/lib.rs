@@ -1,0 +1,10 @@
+//! fusegate: a PostgreSQL-wire gateway to Databend-style fuse tables on object storage.
+//!
+//! Layers, each depending only on those below it:
+//! `wire → session → sql → {query | ops | system} → fuse → storage`.
+
+pub mod error;
+pub mod fuse;
+pub mod storage;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,411 @@
+//! Object storage, through Apache OpenDAL. The only module that imports opendal.
+//!
+//! A [`Storage`] is a cheap, clonable handle on one root (a table location or
+//! the meta directory) with the retry and timeout layers applied. It speaks in
+//! paths relative to its root and in fusegate [`Error`]s, with the storage
+//! service's secrets scrubbed from every message.
+
+mod location;
+mod parquet;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind as OdErrorKind, Operator};
+
+pub use self::location::{Scheme, StorageLocation};
+pub(crate) use self::location::parse_bool;
+pub use self::parquet::{BlockReader, BlockWriter};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How many requests a batch operation (restore, delete) keeps in flight.
+pub const IO_CONCURRENCY: usize = 64;
+
+/// One object seen by a listing.
+#[derive(Debug, Clone)]
+pub struct ObjectEntry {
+    /// Path relative to the storage root.
+    pub path: String,
+    pub size: u64,
+    /// Milliseconds since the Unix epoch, when the service reports it.
+    pub last_modified_ms: Option<i64>,
+}
+
+/// What a storage can do beyond plain reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Deleted objects can be brought back (`Operator::restore`): versioned S3.
+    pub restore: bool,
+    /// Writes can be made conditional on the object not existing.
+    pub write_if_absent: bool,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    op: Operator,
+    location: Arc<StorageLocation>,
+    secrets: Arc<Vec<String>>,
+    context: Option<Arc<ErrorContext>>,
+}
+
+/// What every error of a storage handle says about its owner.
+#[derive(Debug)]
+struct ErrorContext {
+    /// Prefixed to messages, e.g. `table default.t`.
+    label: String,
+    /// Attached when an object is missing.
+    not_found_hint: Option<String>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.location.uri())
+    }
+}
+
+impl Storage {
+    /// Builds the operator for a location. Building never touches the network;
+    /// use [`Storage::check_writable`] for that.
+    pub fn open(location: &StorageLocation) -> Result<Storage> {
+        let op = match location.scheme {
+            Scheme::Fs => {
+                std::fs::create_dir_all(&location.root).map_err(|e| {
+                    Error::new(
+                        ErrorKind::StorageIo,
+                        format!("cannot create directory {}: {e}", location.root),
+                    )
+                })?;
+                let builder = opendal::services::Fs::default().root(&location.root);
+                Operator::new(builder).map_err(|e| map_opendal(e, &[], "open", ""))?
+            }
+            Scheme::S3 => {
+                let mut builder = opendal::services::S3::default()
+                    .bucket(&location.bucket)
+                    .root(&location.root)
+                    .region(location.option("region").unwrap_or("us-east-1"))
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(endpoint) = location.option("endpoint_url") {
+                    builder = builder.endpoint(endpoint);
+                }
+                if let Some(v) = location.option("access_key_id") {
+                    builder = builder.access_key_id(v);
+                }
+                if let Some(v) = location.option("secret_access_key") {
+                    builder = builder.secret_access_key(v);
+                }
+                if let Some(v) = location.option("session_token") {
+                    builder = builder.session_token(v);
+                }
+                if location.option("access_key_id").is_none() {
+                    builder = builder.skip_signature();
+                }
+                if location
+                    .option("enable_virtual_host_style")
+                    .and_then(parse_bool)
+                    .unwrap_or(false)
+                {
+                    builder = builder.enable_virtual_host_style();
+                }
+                Operator::new(builder)
+                    .map_err(|e| map_opendal(e, &location.secrets(), "open", ""))?
+            }
+        };
+        let op = op
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(60))
+                    .with_io_timeout(Duration::from_secs(30)),
+            )
+            // Only errors OpenDAL marks temporary are retried.
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_max_times(4)
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(2)),
+            );
+        Ok(Storage {
+            op,
+            secrets: Arc::new(location.secrets()),
+            location: Arc::new(location.clone()),
+            context: None,
+        })
+    }
+
+    /// The same storage, whose errors name their owner (`label`) and, for a
+    /// missing object, carry `not_found_hint`.
+    pub fn with_error_context(self, label: String, not_found_hint: Option<String>) -> Storage {
+        Storage {
+            context: Some(Arc::new(ErrorContext {
+                label,
+                not_found_hint,
+            })),
+            ..self
+        }
+    }
+
+    /// An in-memory storage, for unit tests.
+    pub fn memory() -> Storage {
+        #[allow(clippy::unwrap_used)] // the memory service has no configuration that can fail
+        let op = Operator::new(opendal::services::Memory::default()).unwrap();
+        Storage {
+            op,
+            location: Arc::new(StorageLocation::local("/memory")),
+            secrets: Arc::new(Vec::new()),
+            context: None,
+        }
+    }
+
+    /// Wraps every operation in OpenDAL's chaos layer, failing the given
+    /// fraction of requests with temporary errors (fault-injection tests).
+    pub fn with_chaos(self, error_ratio: f64) -> Storage {
+        Storage {
+            op: self.op.layer(opendal::layers::ChaosLayer::new(error_ratio)),
+            ..self
+        }
+    }
+
+    pub fn location(&self) -> &StorageLocation {
+        &self.location
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        let cap = self.op.info().capability();
+        Capabilities {
+            restore: cap.restore,
+            write_if_absent: cap.write_with_if_not_exists,
+        }
+    }
+
+    /// Proves the location is reachable and writable by writing, reading back
+    /// and removing a probe object. Used before a table is created there.
+    pub async fn check_writable(&self) -> Result<()> {
+        let probe = format!("_fusegate_probe_{}", uuid::Uuid::new_v4().simple());
+        self.write(&probe, Bytes::from_static(b"fusegate")).await?;
+        self.read(&probe).await?;
+        self.delete(&probe).await
+    }
+
+    pub async fn read(&self, path: &str) -> Result<Bytes> {
+        let buf = self
+            .op
+            .read(path)
+            .await
+            .map_err(|e| self.map_err(e, "read", path))?;
+        Ok(buf.to_bytes())
+    }
+
+    pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
+        self.op
+            .write(path, data)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(e, "write", path))
+    }
+
+    /// Writes only if nothing exists at `path`; `Ok(false)` when something does.
+    /// Atomic on services with conditional writes (S3 `If-None-Match`, local
+    /// `O_EXCL`), which is what the catalog commit relies on.
+    pub async fn write_if_absent(&self, path: &str, data: Bytes) -> Result<bool> {
+        match self.op.write_with(path, data).if_not_exists(true).await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    OdErrorKind::ConditionNotMatch | OdErrorKind::AlreadyExists
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.map_err(e, "write", path)),
+        }
+    }
+
+    /// The object's size and modification time, or `None` when it does not exist.
+    pub async fn stat(&self, path: &str) -> Result<Option<ObjectEntry>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(Some(ObjectEntry {
+                path: path.to_string(),
+                size: meta.content_length(),
+                last_modified_ms: meta
+                    .last_modified()
+                    .map(|t| t.into_inner().as_millisecond()),
+            })),
+            Err(e) if e.kind() == OdErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.map_err(e, "stat", path)),
+        }
+    }
+
+    /// Removes an object; removing a missing one succeeds.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.op
+            .delete(path)
+            .await
+            .map_err(|e| self.map_err(e, "delete", path))
+    }
+
+    /// Removes many objects, batched where the service supports it.
+    pub async fn delete_many(&self, paths: Vec<String>) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let first = paths[0].clone();
+        self.op
+            .delete_iter(paths)
+            .await
+            .map_err(|e| self.map_err(e, "delete", &first))
+    }
+
+    /// Every object below `prefix` (a directory path ending in `/`), recursively.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>> {
+        let entries = match self.op.list_with(prefix).recursive(true).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == OdErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.map_err(e, "list", prefix)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| ObjectEntry {
+                path: e.path().to_string(),
+                size: e.metadata().content_length(),
+                last_modified_ms: e
+                    .metadata()
+                    .last_modified()
+                    .map(|t| t.into_inner().as_millisecond()),
+            })
+            .collect())
+    }
+
+    /// Brings back deleted objects by removing their delete markers
+    /// (`Operator::restore`), [`IO_CONCURRENCY`] at a time. Returns, for each
+    /// path in order, whether it was restored (`false`: no version to restore).
+    pub async fn restore_many(&self, paths: &[String]) -> Result<Vec<bool>> {
+        let results: Vec<Result<bool>> = futures::stream::iter(paths.iter())
+            .map(|path| async move {
+                match self.op.restore(path).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == OdErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(self.map_err(e, "restore", path)),
+                }
+            })
+            .buffered(IO_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// A Parquet reader for the block at `path` of known size `size`.
+    pub fn block_reader(&self, path: &str, size: u64) -> BlockReader {
+        BlockReader::new(self.clone(), path.to_string(), size)
+    }
+
+    /// A Parquet sink writing the object at `path`.
+    pub async fn block_writer(&self, path: &str) -> Result<BlockWriter> {
+        let writer = self
+            .op
+            .writer_with(path)
+            .chunk(8 * 1024 * 1024)
+            .concurrent(4)
+            .await
+            .map_err(|e| self.map_err(e, "write", path))?;
+        Ok(BlockWriter::new(self.clone(), path.to_string(), writer))
+    }
+
+    pub(crate) fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    /// Converts an OpenDAL error into a fusegate error naming the operation and
+    /// the object, with every secret of this location scrubbed.
+    pub(crate) fn map_err(&self, err: opendal::Error, operation: &str, path: &str) -> Error {
+        let error = map_opendal(err, &self.secrets, operation, path);
+        match &self.context {
+            None => error,
+            Some(ctx) => {
+                let hint = ctx
+                    .not_found_hint
+                    .as_ref()
+                    .filter(|_| error.kind() == ErrorKind::ObjectNotFound);
+                let error = error.context(&ctx.label);
+                match hint {
+                    Some(h) => error.with_hint(h.clone()),
+                    None => error,
+                }
+            }
+        }
+    }
+}
+
+fn map_opendal(err: opendal::Error, secrets: &[String], operation: &str, path: &str) -> Error {
+    let temporary = err.is_temporary();
+    let kind = match err.kind() {
+        OdErrorKind::NotFound => ErrorKind::ObjectNotFound,
+        OdErrorKind::Unsupported => ErrorKind::FeatureNotSupported,
+        OdErrorKind::ConfigInvalid => ErrorKind::InvalidParameterValue,
+        OdErrorKind::PermissionDenied => ErrorKind::InsufficientPrivilege,
+        _ => ErrorKind::StorageIo,
+    };
+    let what = match err.kind() {
+        OdErrorKind::NotFound => "not found".to_string(),
+        OdErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => scrub(&err.to_string(), secrets),
+    };
+    let message = if path.is_empty() {
+        format!("storage {operation} failed: {what}")
+    } else {
+        format!("storage {operation} of {path:?} failed: {what}")
+    };
+    let mut error = Error::new(kind, message);
+    if temporary {
+        error = error.set_temporary();
+    }
+    error
+}
+
+/// Replaces every secret in `text` with a mask.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if secret.len() >= 3 {
+            out = out.replace(secret.as_str(), "******");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_if_absent_refuses_an_existing_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&StorageLocation::local(dir.path().to_str().unwrap())).unwrap();
+        assert!(storage.write_if_absent("a/1", Bytes::from_static(b"x")).await.unwrap());
+        assert!(!storage.write_if_absent("a/1", Bytes::from_static(b"y")).await.unwrap());
+        assert_eq!(storage.read("a/1").await.unwrap(), Bytes::from_static(b"x"));
+        assert!(!storage.capabilities().restore);
+        let listed = storage.list("a/").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].path, "a/1");
+    }
+
+    #[tokio::test]
+    async fn missing_objects_are_object_not_found() {
+        let storage = Storage::memory();
+        let err = storage.read("nope").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ObjectNotFound);
+        assert!(storage.stat("nope").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn scrub_masks_secrets() {
+        let s = scrub("key AKIA123 and SECRETXYZ", &["AKIA123".into(), "SECRETXYZ".into()]);
+        assert_eq!(s, "key ****** and ******");
+    }
+}
