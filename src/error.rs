@@ -234,6 +234,31 @@ impl Error {
         self.kind.sqlstate()
     }
 
+    /// A copy without the source chain (errors found by reference inside another
+    /// library's error chain are re-raised this way).
+    pub fn duplicate(&self) -> Error {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            detail: self.detail.clone(),
+            hint: self.hint.clone(),
+            temporary: self.temporary,
+            source: None,
+        }
+    }
+
+    /// Finds a fusegate error anywhere in `err`'s source chain.
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+        let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = current {
+            if let Some(found) = e.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            current = e.source();
+        }
+        None
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Internal, message)
     }

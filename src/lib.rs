@@ -5,6 +5,8 @@
 
 pub mod error;
 pub mod fuse;
+pub mod query;
+pub mod sql;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};

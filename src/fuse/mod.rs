@@ -31,6 +31,12 @@ pub struct FuseEngine {
     cache: MetaCache,
 }
 
+impl std::fmt::Debug for FuseEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FuseEngine({})", self.data_location.uri())
+    }
+}
+
 impl FuseEngine {
     /// Opens (creating if needed) the data directory `data_dir`.
     pub async fn open(data_location: StorageLocation) -> Result<Arc<FuseEngine>> {

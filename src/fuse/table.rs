@@ -106,8 +106,9 @@ impl FuseTable {
 
     /// All segments of `snapshot`, read concurrently, in snapshot order.
     pub async fn segments(&self, snapshot: &Snapshot) -> Result<Vec<Arc<Segment>>> {
-        futures::stream::iter(snapshot.segments.iter())
-            .map(|s| self.read_segment(&s.location))
+        let locations: Vec<String> = snapshot.segments.iter().map(|s| s.location.clone()).collect();
+        futures::stream::iter(locations)
+            .map(|location| async move { self.read_segment(&location).await })
             .buffered(IO_CONCURRENCY)
             .try_collect()
             .await

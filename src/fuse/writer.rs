@@ -82,7 +82,8 @@ impl TableWriter {
         let mut offset = 0;
         while offset < batch.num_rows() {
             if self.current.is_none() {
-                self.current = Some(self.open_block().await?);
+                let block = open_block(&self.storage, &self.arrow_schema, &self.props, &self.schema).await?;
+                self.current = Some(block);
             }
             let Some(block) = self.current.as_mut() else {
                 return Err(Error::internal("no open block"));
@@ -124,25 +125,6 @@ impl TableWriter {
         }
     }
 
-    async fn open_block(&self) -> Result<OpenBlock> {
-        let location = super::meta::paths::new_block();
-        let sink = self.storage.block_writer(&location).await?;
-        let writer =
-            AsyncArrowWriter::try_new(sink, self.arrow_schema.clone(), Some(self.props.clone()))?;
-        Ok(OpenBlock {
-            location,
-            writer,
-            rows: 0,
-            bytes: 0,
-            stats: self
-                .schema
-                .columns
-                .iter()
-                .map(|c| StatsBuilder::new(c.ty.clone()))
-                .collect(),
-        })
-    }
-
     async fn close_block(&mut self) -> Result<()> {
         let Some(block) = self.current.take() else {
             return Ok(());
@@ -173,4 +155,24 @@ impl TableWriter {
         });
         Ok(())
     }
+}
+
+// A free function: a `&TableWriter` held across an await would make insert
+// futures non-Send (the Parquet writer is not Sync).
+async fn open_block(
+    storage: &Storage,
+    arrow_schema: &SchemaRef,
+    props: &WriterProperties,
+    schema: &TableSchema,
+) -> Result<OpenBlock> {
+    let location = super::meta::paths::new_block();
+    let sink = storage.block_writer(&location).await?;
+    let writer = AsyncArrowWriter::try_new(sink, arrow_schema.clone(), Some(props.clone()))?;
+    Ok(OpenBlock {
+        location,
+        writer,
+        rows: 0,
+        bytes: 0,
+        stats: schema.columns.iter().map(|c| StatsBuilder::new(c.ty.clone())).collect(),
+    })
 }

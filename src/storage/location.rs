@@ -23,7 +23,7 @@ const S3_OPTIONS: &[&str] = &[
     "enable_virtual_host_style",
 ];
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scheme {
     Fs,
     S3,

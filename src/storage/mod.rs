@@ -285,12 +285,12 @@ impl Storage {
     /// (`Operator::restore`), [`IO_CONCURRENCY`] at a time. Returns, for each
     /// path in order, whether it was restored (`false`: no version to restore).
     pub async fn restore_many(&self, paths: &[String]) -> Result<Vec<bool>> {
-        let results: Vec<Result<bool>> = futures::stream::iter(paths.iter())
+        let results: Vec<Result<bool>> = futures::stream::iter(paths.to_vec())
             .map(|path| async move {
-                match self.op.restore(path).await {
+                match self.op.restore(&path).await {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == OdErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(self.map_err(e, "restore", path)),
+                    Err(e) => Err(self.map_err(e, "restore", &path)),
                 }
             })
             .buffered(IO_CONCURRENCY)

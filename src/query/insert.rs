@@ -1,0 +1,148 @@
+//! INSERT into a fuse table: a DataFusion `DataSink` that streams the rows into
+//! blocks, checks the table's constraints, and commits one new snapshot. A
+//! failure anywhere removes the blocks written and commits nothing.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::fuse::FuseTable;
+use crate::fuse::schema::{ColumnType, TableSchema};
+
+pub struct FuseSink {
+    table: FuseTable,
+    /// The table's columns, all nullable: DataFusion's own NOT NULL check would
+    /// give a message without the column name, so we check ourselves.
+    input_schema: SchemaRef,
+}
+
+impl FuseSink {
+    pub fn new(table: FuseTable) -> FuseSink {
+        let arrow = table.meta().schema.to_arrow();
+        let fields: Vec<Field> = arrow
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        FuseSink {
+            table,
+            input_schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+impl fmt::Debug for FuseSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FuseSink({}.{})", self.table.db_name(), self.table.name())
+    }
+}
+
+impl DisplayAs for FuseSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "FuseSink: table={}.{}", self.table.db_name(), self.table.name())
+    }
+}
+
+#[async_trait]
+impl DataSink for FuseSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.input_schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DFResult<u64> {
+        append_stream(&self.table, data)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+}
+
+/// Writes every batch of `data` into new blocks of `table` and commits them.
+/// Returns the number of rows. Nothing is visible unless all of it is.
+pub async fn append_stream(table: &FuseTable, mut data: SendableRecordBatchStream) -> Result<u64> {
+    let mut writer = table.writer();
+    let target = writer.arrow_schema().clone();
+    let schema = table.meta().schema.clone();
+    let mut rows = 0u64;
+    let result: Result<()> = async {
+        while let Some(batch) = data.next().await {
+            let batch = batch.map_err(super::error::from_datafusion)?;
+            let batch = conform(&batch, &target, &schema, table.name())?;
+            rows += batch.num_rows() as u64;
+            writer.write(batch).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        writer.abort().await;
+        return Err(e);
+    }
+    let blocks = writer.finish().await?;
+    if blocks.is_empty() {
+        return Ok(0);
+    }
+    let paths: Vec<String> = blocks.iter().map(|b| b.location.clone()).collect();
+    if let Err(e) = table.commit_append(blocks).await {
+        let _ = table.storage().delete_many(paths).await;
+        return Err(e);
+    }
+    Ok(rows)
+}
+
+/// Casts `batch` to the table's Arrow types and checks NOT NULL and VARCHAR(n).
+fn conform(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    schema: &TableSchema,
+    table: &str,
+) -> Result<RecordBatch> {
+    if batch.num_columns() != target.fields().len() {
+        return Err(Error::internal(format!(
+            "insert produced {} columns for a table of {}",
+            batch.num_columns(),
+            target.fields().len()
+        )));
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for ((array, field), col) in batch.columns().iter().zip(target.fields()).zip(&schema.columns) {
+        let array = if array.data_type() == field.data_type() {
+            array.clone()
+        } else {
+            arrow::compute::cast(array, field.data_type())?
+        };
+        if !col.nullable && array.logical_null_count() > 0 {
+            return Err(Error::new(
+                ErrorKind::NotNullViolation,
+                format!(
+                    "null value in column \"{}\" of relation \"{table}\" violates not-null constraint",
+                    col.name
+                ),
+            ));
+        }
+        if let ColumnType::Varchar { length: Some(max) } = col.ty
+            && field.data_type() == &DataType::Utf8
+            && let Some(strings) = array.as_string_opt::<i32>()
+            && strings.iter().flatten().any(|s| s.chars().count() > max as usize)
+        {
+            return Err(Error::new(
+                ErrorKind::StringDataRightTruncation,
+                format!("value too long for type character varying({max})"),
+            ));
+        }
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
+}

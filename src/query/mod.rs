@@ -1,0 +1,208 @@
+//! Queries, through Apache DataFusion: the catalog adapter, the fuse table
+//! provider (scan with block pruning, insert), and error conversion. The only
+//! module that imports DataFusion.
+
+mod catalog;
+pub mod error;
+mod insert;
+mod prune;
+mod scan;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{Stream, TryStreamExt};
+use sqlparser::ast;
+
+pub use self::catalog::CATALOG_NAME;
+use self::catalog::FuseCatalogProvider;
+pub use self::error::from_datafusion;
+pub use self::insert::append_stream;
+pub use self::scan::{ScanReport, ScanReports};
+pub use datafusion::common::ParamValues;
+use crate::error::{Error, Result};
+use crate::fuse::FuseEngine;
+
+/// A stream of result batches.
+pub type BatchStream = std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Resources shared by every session: the fuse engine as a DataFusion catalog,
+/// and one runtime (memory pool, spill directory) for all queries.
+pub struct QueryEngine {
+    fuse: Arc<FuseEngine>,
+    runtime: Arc<RuntimeEnv>,
+    catalog: Arc<FuseCatalogProvider>,
+}
+
+impl QueryEngine {
+    /// `memory_limit`: bytes all running queries may hold before they spill or
+    /// fail with 53200.
+    pub fn new(fuse: Arc<FuseEngine>, memory_limit: usize) -> Result<QueryEngine> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
+            .with_disk_manager_builder(DiskManagerBuilder::default())
+            .build_arc()
+            .map_err(from_datafusion)?;
+        Ok(QueryEngine {
+            catalog: Arc::new(FuseCatalogProvider::new(fuse.clone())),
+            fuse,
+            runtime,
+        })
+    }
+
+    pub fn fuse(&self) -> &Arc<FuseEngine> {
+        &self.fuse
+    }
+
+    /// A DataFusion context for one session, with `database` as its current database.
+    pub fn new_context(&self, database: &str) -> QueryContext {
+        let reports = Arc::new(ScanReports::default());
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, database)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_extension(reports.clone());
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        ctx.register_catalog(CATALOG_NAME, self.catalog.clone());
+        QueryContext { ctx, reports }
+    }
+}
+
+/// What a planned statement produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanKind {
+    /// Rows (SELECT, VALUES, EXPLAIN, SHOW).
+    Rows,
+    Insert,
+    Update,
+    Delete,
+}
+
+/// A statement planned by DataFusion, possibly with `$n` placeholders.
+#[derive(Debug, Clone)]
+pub struct QueryPlan {
+    plan: LogicalPlan,
+    kind: PlanKind,
+}
+
+impl QueryPlan {
+    pub fn kind(&self) -> PlanKind {
+        self.kind
+    }
+
+    /// The schema of the rows it returns (empty for DML).
+    pub fn output_schema(&self) -> SchemaRef {
+        match self.kind {
+            PlanKind::Rows => Arc::new(self.plan.schema().as_arrow().clone()),
+            _ => Arc::new(arrow::datatypes::Schema::empty()),
+        }
+    }
+
+    /// Types of `$1..$n` as DataFusion inferred them (None where it could not).
+    pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>> {
+        let types: HashMap<String, Option<DataType>> =
+            self.plan.get_parameter_types().map_err(from_datafusion)?;
+        let mut out = Vec::new();
+        for i in 1..=types.len() {
+            out.push(types.get(&format!("${i}")).cloned().flatten());
+        }
+        Ok(out)
+    }
+
+    pub fn is_explain(&self) -> bool {
+        matches!(self.plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+    }
+}
+
+/// The output of a statement run by DataFusion.
+pub enum QueryOutput {
+    Rows { schema: SchemaRef, stream: BatchStream },
+    /// Rows affected by an INSERT, UPDATE or DELETE.
+    Affected { kind: PlanKind, rows: u64 },
+}
+
+/// One session's DataFusion context.
+pub struct QueryContext {
+    ctx: SessionContext,
+    reports: Arc<ScanReports>,
+}
+
+impl QueryContext {
+    /// Changes the database unqualified table names resolve in.
+    pub fn set_database(&self, database: &str) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema = database.to_string();
+    }
+
+    /// Plans a statement DataFusion handles (queries and DML).
+    pub async fn plan(&self, statement: ast::Statement) -> Result<QueryPlan> {
+        self.reports.take();
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+            .await
+            .map_err(from_datafusion)?;
+        let kind = match &plan {
+            LogicalPlan::Dml(DmlStatement { op, .. }) => match op {
+                WriteOp::Insert(_) => PlanKind::Insert,
+                WriteOp::Update => PlanKind::Update,
+                WriteOp::Delete => PlanKind::Delete,
+                other => {
+                    return Err(Error::unsupported(format!("{other} is not supported")));
+                }
+            },
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
+                return Err(Error::unsupported(
+                    "this statement is not supported by fusegate",
+                ));
+            }
+            _ => PlanKind::Rows,
+        };
+        Ok(QueryPlan { plan, kind })
+    }
+
+    /// Runs a plan with its parameter values bound. Rows stream as they are
+    /// produced; DML runs to completion before returning.
+    pub async fn execute(&self, plan: &QueryPlan, params: Option<ParamValues>) -> Result<QueryOutput> {
+        self.reports.take();
+        let mut logical = plan.plan.clone();
+        if let Some(params) = params {
+            logical = logical.with_param_values(params).map_err(from_datafusion)?;
+        }
+        let df = self.ctx.execute_logical_plan(logical).await.map_err(from_datafusion)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await.map_err(from_datafusion)?;
+        let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));
+        match plan.kind {
+            PlanKind::Rows => Ok(QueryOutput::Rows { schema, stream }),
+            kind => {
+                let batches: Vec<RecordBatch> = stream.try_collect().await?;
+                let rows = batches
+                    .iter()
+                    .filter(|b| b.num_rows() > 0)
+                    .filter_map(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<arrow::array::UInt64Array>()
+                            .map(|a| a.value(0))
+                    })
+                    .sum();
+                Ok(QueryOutput::Affected { kind, rows })
+            }
+        }
+    }
+
+    /// The scans of the last statement planned or executed.
+    pub fn take_scan_reports(&self) -> Vec<ScanReport> {
+        self.reports.take()
+    }
+}

@@ -1,0 +1,239 @@
+//! Scanning a fuse table: prune blocks with their statistics, then hand the
+//! survivors to DataFusion's Parquet scan, reading through OpenDAL.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result as DFResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+
+use super::error::from_datafusion;
+use super::prune::prune_blocks;
+use crate::error::Result;
+use crate::fuse::FuseTable;
+use crate::fuse::meta::{BlockMeta, StatValue};
+use crate::storage::Storage;
+
+/// What one scan of a fuse table read, for EXPLAIN and the statement log.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    pub table: String,
+    pub segments: usize,
+    pub blocks_total: usize,
+    pub blocks_read: usize,
+}
+
+/// Collects the [`ScanReport`]s of the statement being planned. Installed in
+/// the session config, cleared before each statement.
+#[derive(Debug, Default)]
+pub struct ScanReports(Mutex<Vec<ScanReport>>);
+
+impl ScanReports {
+    pub fn push(&self, report: ScanReport) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(report);
+        }
+    }
+
+    pub fn take(&self) -> Vec<ScanReport> {
+        match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Builds the physical scan of `table` (pinned at its snapshot).
+pub async fn scan_table(
+    table: &FuseTable,
+    arrow_schema: &SchemaRef,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let projected = match projection {
+        Some(p) => Arc::new(arrow_schema.project(p)?),
+        None => arrow_schema.clone(),
+    };
+    let Some(snapshot) = table.snapshot().await? else {
+        return Ok(Arc::new(EmptyExec::new(projected)));
+    };
+    let segments = table.segments(&snapshot).await?;
+    let all_blocks: Vec<&BlockMeta> = segments.iter().flat_map(|s| s.blocks.iter()).collect();
+
+    let predicate = match conjunction(filters.iter().cloned()) {
+        Some(expr) => {
+            let df_schema = DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(from_datafusion)?;
+            Some(state.create_physical_expr(expr, &df_schema).map_err(from_datafusion)?)
+        }
+        None => None,
+    };
+    let keep = match &predicate {
+        Some(p) => prune_blocks(p, arrow_schema, &snapshot.schema, &all_blocks)?,
+        None => vec![true; all_blocks.len()],
+    };
+    let mut blocks: Vec<&BlockMeta> = all_blocks
+        .iter()
+        .zip(keep)
+        .filter_map(|(b, k)| k.then_some(*b))
+        .collect();
+    // Without filters, a LIMIT needs only enough blocks to cover it.
+    if let (Some(limit), true) = (limit, filters.is_empty()) {
+        let mut rows = 0u64;
+        let mut needed = 0;
+        for b in &blocks {
+            if rows >= limit as u64 {
+                break;
+            }
+            rows += b.row_count;
+            needed += 1;
+        }
+        blocks.truncate(needed);
+    }
+    if let Some(reports) = state.config().get_extension::<ScanReports>() {
+        reports.push(ScanReport {
+            table: format!("{}.{}", table.db_name(), table.name()),
+            segments: segments.len(),
+            blocks_total: all_blocks.len(),
+            blocks_read: blocks.len(),
+        });
+    }
+    tracing::debug!(
+        table = %table.name(),
+        blocks_total = all_blocks.len(),
+        blocks_read = blocks.len(),
+        "scan pruned"
+    );
+    if blocks.is_empty() {
+        return Ok(Arc::new(EmptyExec::new(projected)));
+    }
+
+    let file_groups = group_blocks(&blocks, arrow_schema, table, state.config().target_partitions());
+    let mut source = ParquetSource::new(arrow_schema.clone())
+        .with_parquet_file_reader_factory(Arc::new(FuseReaderFactory {
+            storage: table.storage().clone(),
+        }));
+    if let Some(p) = predicate {
+        source = source.with_predicate(p);
+    }
+    let config = FileScanConfigBuilder::new(
+        // Our reader factory does the IO; the URL only satisfies the registry lookup.
+        ObjectStoreUrl::local_filesystem(),
+        Arc::new(source),
+    )
+    .with_file_groups(file_groups)
+    .with_statistics(table_statistics(&blocks, arrow_schema, table))
+    .with_projection_indices(projection.cloned())
+    .map_err(from_datafusion)?
+    .with_limit(limit)
+    .build();
+    Ok(DataSourceExec::from_data_source(config))
+}
+
+/// Spreads blocks over `partitions` groups of similar byte size.
+fn group_blocks(
+    blocks: &[&BlockMeta],
+    schema: &SchemaRef,
+    table: &FuseTable,
+    partitions: usize,
+) -> Vec<FileGroup> {
+    let n = partitions.clamp(1, blocks.len());
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for block in blocks {
+        let file = PartitionedFile::new(block.location.clone(), block.file_size)
+            .with_statistics(Arc::new(block_statistics(block, schema, table)));
+        if let Some(g) = groups.iter_mut().min_by_key(|(size, _)| *size) {
+            g.0 += block.file_size;
+            g.1.push(file);
+        }
+    }
+    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+}
+
+fn stat_scalar(v: &StatValue, field: &arrow::datatypes::Field) -> Option<ScalarValue> {
+    let s = match v {
+        StatValue::Int(i) => ScalarValue::Int64(Some(*i)),
+        StatValue::Float(f) => ScalarValue::Float64(Some(*f)),
+        StatValue::Decimal(d) => match field.data_type() {
+            arrow::datatypes::DataType::Decimal128(p, s) => {
+                ScalarValue::Decimal128(Some(d.parse().ok()?), *p, *s)
+            }
+            _ => return None,
+        },
+        StatValue::Str(s) => ScalarValue::Utf8(Some(s.clone())),
+        StatValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
+    };
+    s.cast_to(field.data_type()).ok()
+}
+
+fn block_statistics(block: &BlockMeta, schema: &SchemaRef, table: &FuseTable) -> Statistics {
+    let column_statistics = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut cs = ColumnStatistics::new_unknown();
+            let Some(col) = table.meta().schema.column(field.name()) else {
+                return cs;
+            };
+            let Some(st) = block.col_stats.get(&col.id) else {
+                return cs;
+            };
+            cs.null_count = Precision::Exact(st.null_count as usize);
+            // Strings may be truncated: their bounds are not exact values.
+            let exact = !matches!(st.min, Some(StatValue::Str(_)));
+            let wrap = |v: Option<ScalarValue>| match v {
+                Some(v) if exact => Precision::Exact(v),
+                Some(v) => Precision::Inexact(v),
+                None => Precision::Absent,
+            };
+            cs.min_value = wrap(st.min.as_ref().and_then(|v| stat_scalar(v, field)));
+            cs.max_value = wrap(st.max.as_ref().and_then(|v| stat_scalar(v, field)));
+            cs
+        })
+        .collect();
+    Statistics {
+        num_rows: Precision::Exact(block.row_count as usize),
+        total_byte_size: Precision::Inexact(block.block_size as usize),
+        column_statistics,
+    }
+}
+
+fn table_statistics(blocks: &[&BlockMeta], schema: &SchemaRef, table: &FuseTable) -> Statistics {
+    let all: Vec<Statistics> = blocks.iter().map(|b| block_statistics(b, schema, table)).collect();
+    Statistics::try_merge_iter(&all, schema).unwrap_or_else(|_| Statistics::new_unknown(schema))
+}
+
+/// Opens blocks through the table's OpenDAL storage.
+#[derive(Debug)]
+struct FuseReaderFactory {
+    storage: Storage,
+}
+
+impl ParquetFileReaderFactory for FuseReaderFactory {
+    fn create_reader(
+        &self,
+        _partition_index: usize,
+        file: PartitionedFile,
+        _metadata_size_hint: Option<usize>,
+        _metrics: &ExecutionPlanMetricsSet,
+    ) -> DFResult<Box<dyn AsyncFileReader + Send>> {
+        let reader = self
+            .storage
+            .block_reader(file.object_meta.location.as_ref(), file.object_meta.size);
+        Ok(Box::new(reader))
+    }
+}

@@ -1,0 +1,91 @@
+//! A fuse table as a DataFusion `TableProvider`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::insert::FuseSink;
+use super::scan::scan_table;
+use crate::error::Error;
+use crate::fuse::FuseTable;
+
+#[derive(Debug)]
+pub struct FuseTableProvider {
+    table: FuseTable,
+    schema: SchemaRef,
+}
+
+impl FuseTableProvider {
+    pub fn new(table: FuseTable) -> Self {
+        let schema = table.meta().schema.to_arrow();
+        FuseTableProvider { table, schema }
+    }
+
+    pub fn table(&self) -> &FuseTable {
+        &self.table
+    }
+}
+
+fn to_df(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
+impl TableProvider for FuseTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, _column: &str) -> Option<&Expr> {
+        None
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Filters prune blocks and row groups, but rows are still filtered above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        scan_table(&self.table, &self.schema, state, projection, filters, limit)
+            .await
+            .map_err(to_df)
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(to_df(Error::unsupported(format!(
+                "INSERT {insert_op} is not supported for fuse tables"
+            ))));
+        }
+        Ok(Arc::new(DataSinkExec::new(
+            input,
+            Arc::new(FuseSink::new(self.table.clone())),
+            None,
+        )))
+    }
+}

@@ -1,0 +1,114 @@
+//! SQL text → fusegate statements.
+//!
+//! Parsing is sqlparser's PostgreSQL dialect, driven statement by statement so
+//! that Databend's extensions are parsed here, with sqlparser's own primitives:
+//! `CREATE TABLE ... '<uri>' CONNECTION = (...)`, `SHOW TABLES`, `SHOW
+//! DATABASES`, `CALL system$...`. Every statement is then routed: DataFusion
+//! plans queries and DML; the rest are fusegate's own operations.
+
+mod parser;
+mod types;
+
+use std::collections::BTreeMap;
+
+use sqlparser::ast;
+
+pub use self::parser::parse;
+pub use self::types::column_type;
+use crate::fuse::schema::ColumnType;
+use crate::storage::StorageLocation;
+
+/// A possibly database-qualified table name, identifiers already normalized
+/// (unquoted ones lower-cased, as PostgreSQL does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub database: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.database {
+            Some(db) => write!(f, "{db}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: ColumnType,
+    pub nullable: bool,
+    /// DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub name: TableName,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnSpec>,
+    /// CREATE TABLE ... AS <query>.
+    pub as_query: Option<Box<ast::Query>>,
+    /// External location with its CONNECTION options.
+    pub location: Option<StorageLocation>,
+    /// Table options (`WITH (k = v)` or Databend's trailing `k = v`), keys lower-cased.
+    pub options: BTreeMap<String, String>,
+}
+
+/// A statement, routed to the part of fusegate that runs it.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// Planned and run by DataFusion: SELECT, VALUES, INSERT, EXPLAIN.
+    Query(Box<ast::Statement>),
+    CreateDatabase { name: String, if_not_exists: bool },
+    DropDatabase { name: String, if_exists: bool },
+    Use { database: String },
+    CreateTable(Box<CreateTable>),
+    DropTable { names: Vec<TableName>, if_exists: bool },
+    ShowTables { database: Option<String> },
+    ShowDatabases,
+    ShowCreateTable { name: TableName },
+    /// `CALL system$<name>(args)`: the arguments as literal strings.
+    Call { procedure: String, args: Vec<String> },
+    Begin,
+    Commit,
+    Rollback,
+    /// `SET name = value` / `SET name TO value`.
+    Set { name: String, value: String },
+    /// `SHOW name` of a session parameter.
+    Show { name: String },
+}
+
+impl Statement {
+    /// The command tag PostgreSQL sends for this statement's kind.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Statement::Query(_) => "SELECT",
+            Statement::CreateDatabase { .. } => "CREATE DATABASE",
+            Statement::DropDatabase { .. } => "DROP DATABASE",
+            Statement::Use { .. } => "USE",
+            Statement::CreateTable(c) if c.as_query.is_some() => "SELECT",
+            Statement::CreateTable(_) => "CREATE TABLE",
+            Statement::DropTable { .. } => "DROP TABLE",
+            Statement::ShowTables { .. }
+            | Statement::ShowDatabases
+            | Statement::ShowCreateTable { .. }
+            | Statement::Show { .. } => "SHOW",
+            Statement::Call { .. } => "CALL",
+            Statement::Begin => "BEGIN",
+            Statement::Commit => "COMMIT",
+            Statement::Rollback => "ROLLBACK",
+            Statement::Set { .. } => "SET",
+        }
+    }
+}
+
+/// An identifier as PostgreSQL sees it: unquoted ones fold to lower case.
+pub fn normalize_ident(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
