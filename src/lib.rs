@@ -5,8 +5,12 @@
 
 pub mod error;
 pub mod fuse;
+pub mod ops;
 pub mod query;
+pub mod server;
+pub mod session;
 pub mod sql;
 pub mod storage;
+pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};

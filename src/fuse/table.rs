@@ -132,26 +132,32 @@ impl FuseTable {
         TableWriter::new(self.storage.clone(), self.meta.schema.clone(), limits)
     }
 
-    /// Writes segments for `blocks` and commits them on top of whatever the
-    /// table holds now (an append never conflicts: it rebases onto concurrent
-    /// commits). Returns the new snapshot.
-    pub async fn commit_append(&self, blocks: Vec<BlockMeta>) -> Result<Arc<Snapshot>> {
+    /// Writes segment objects for `blocks`, `block_per_segment` blocks each.
+    async fn write_segments(&self, blocks: Vec<BlockMeta>) -> Result<Vec<SegmentRef>> {
         let per_segment = self
             .option_usize("block_per_segment")
             .unwrap_or(DEFAULT_BLOCK_PER_SEGMENT)
             .max(1);
-        let mut new_segments = Vec::new();
+        let mut segments = Vec::new();
         for chunk in blocks.chunks(per_segment) {
             let segment = Segment::new(chunk.to_vec());
             let location = paths::new_segment();
             self.storage
                 .write(&location, Bytes::from(serde_json::to_vec(&segment)?))
                 .await?;
-            new_segments.push(SegmentRef {
+            segments.push(SegmentRef {
                 location,
                 summary: segment.summary.clone(),
             });
         }
+        Ok(segments)
+    }
+
+    /// Writes segments for `blocks` and commits them on top of whatever the
+    /// table holds now (an append never conflicts: it rebases onto concurrent
+    /// commits). Returns the new snapshot.
+    pub async fn commit_append(&self, blocks: Vec<BlockMeta>) -> Result<Arc<Snapshot>> {
+        let new_segments = self.write_segments(blocks).await?;
         self.commit(|base| {
             let mut segments = new_segments.clone();
             if let Some(base) = base {
@@ -160,6 +166,21 @@ impl FuseTable {
             Ok(segments)
         })
         .await
+    }
+
+    /// The first snapshot of a table not yet in the catalog (CREATE TABLE AS):
+    /// writes it and returns its location, for the commit that creates the table.
+    pub async fn write_initial_snapshot(&self, blocks: Vec<BlockMeta>) -> Result<Option<String>> {
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let segments = self.write_segments(blocks).await?;
+        let snapshot = Snapshot::next(None, self.meta.schema.clone(), segments);
+        let location = paths::snapshot(&snapshot.snapshot_id);
+        self.storage
+            .write(&location, Bytes::from(serde_json::to_vec(&snapshot)?))
+            .await?;
+        Ok(Some(location))
     }
 
     /// Commits a new snapshot whose segments `make_segments` derives from the

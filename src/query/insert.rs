@@ -16,6 +16,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseTable;
+use crate::fuse::meta::BlockMeta;
 use crate::fuse::schema::{ColumnType, TableSchema};
 
 pub struct FuseSink {
@@ -63,15 +64,22 @@ impl DataSink for FuseSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        append_stream(&self.table, data)
+        let (blocks, rows) = write_blocks(&self.table, data)
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        commit_blocks(&self.table, blocks)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(rows)
     }
 }
 
-/// Writes every batch of `data` into new blocks of `table` and commits them.
-/// Returns the number of rows. Nothing is visible unless all of it is.
-pub async fn append_stream(table: &FuseTable, mut data: SendableRecordBatchStream) -> Result<u64> {
+/// Writes every batch of `data` into new blocks of `table`, uncommitted.
+/// On failure the blocks written so far are removed.
+pub async fn write_blocks(
+    table: &FuseTable,
+    mut data: impl futures::Stream<Item = DFResult<RecordBatch>> + Unpin,
+) -> Result<(Vec<BlockMeta>, u64)> {
     let mut writer = table.writer();
     let target = writer.arrow_schema().clone();
     let schema = table.meta().schema.clone();
@@ -90,16 +98,20 @@ pub async fn append_stream(table: &FuseTable, mut data: SendableRecordBatchStrea
         writer.abort().await;
         return Err(e);
     }
-    let blocks = writer.finish().await?;
+    Ok((writer.finish().await?, rows))
+}
+
+/// Commits blocks as an append; removes them if the commit fails.
+pub async fn commit_blocks(table: &FuseTable, blocks: Vec<BlockMeta>) -> Result<()> {
     if blocks.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let paths: Vec<String> = blocks.iter().map(|b| b.location.clone()).collect();
     if let Err(e) = table.commit_append(blocks).await {
         let _ = table.storage().delete_many(paths).await;
         return Err(e);
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Casts `batch` to the table's Arrow types and checks NOT NULL and VARCHAR(n).

@@ -25,11 +25,20 @@ use sqlparser::ast;
 pub use self::catalog::CATALOG_NAME;
 use self::catalog::FuseCatalogProvider;
 pub use self::error::from_datafusion;
-pub use self::insert::append_stream;
+pub use self::insert::write_blocks;
 pub use self::scan::{ScanReport, ScanReports};
 pub use datafusion::common::ParamValues;
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
+
+/// Writes the rows of `stream` as blocks of `table`, uncommitted (CREATE TABLE AS).
+pub async fn write_query_blocks(
+    table: &crate::fuse::FuseTable,
+    stream: BatchStream,
+) -> Result<(Vec<crate::fuse::meta::BlockMeta>, u64)> {
+    let stream = stream.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)));
+    write_blocks(table, stream).await
+}
 
 /// A stream of result batches.
 pub type BatchStream = std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
@@ -91,19 +100,41 @@ pub enum PlanKind {
 pub struct QueryPlan {
     plan: LogicalPlan,
     kind: PlanKind,
+    /// Result column names shown to the client, where they differ from the plan's.
+    names: Option<Vec<Option<String>>>,
 }
 
 impl QueryPlan {
+    /// Renames result columns (for the client only: the plan keeps its names,
+    /// which must stay unique while PostgreSQL's need not).
+    pub fn with_output_names(mut self, names: Option<Vec<Option<String>>>) -> Self {
+        self.names = names;
+        self
+    }
+
     pub fn kind(&self) -> PlanKind {
         self.kind
     }
 
     /// The schema of the rows it returns (empty for DML).
     pub fn output_schema(&self) -> SchemaRef {
-        match self.kind {
-            PlanKind::Rows => Arc::new(self.plan.schema().as_arrow().clone()),
-            _ => Arc::new(arrow::datatypes::Schema::empty()),
+        if self.kind != PlanKind::Rows {
+            return Arc::new(arrow::datatypes::Schema::empty());
         }
+        let schema = self.plan.schema().as_arrow();
+        let Some(names) = &self.names else {
+            return Arc::new(schema.clone());
+        };
+        let fields: Vec<arrow::datatypes::Field> = schema
+            .fields()
+            .iter()
+            .zip(names)
+            .map(|(f, name)| match name {
+                Some(name) => f.as_ref().clone().with_name(name),
+                None => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(arrow::datatypes::Schema::new(fields))
     }
 
     /// Types of `$1..$n` as DataFusion inferred them (None where it could not).
@@ -167,7 +198,7 @@ impl QueryContext {
             }
             _ => PlanKind::Rows,
         };
-        Ok(QueryPlan { plan, kind })
+        Ok(QueryPlan { plan, kind, names: None })
     }
 
     /// Runs a plan with its parameter values bound. Rows stream as they are
@@ -179,7 +210,7 @@ impl QueryContext {
             logical = logical.with_param_values(params).map_err(from_datafusion)?;
         }
         let df = self.ctx.execute_logical_plan(logical).await.map_err(from_datafusion)?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let schema = plan.output_schema();
         let stream = df.execute_stream().await.map_err(from_datafusion)?;
         let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));
         match plan.kind {

@@ -24,12 +24,22 @@ pub struct FuseTableProvider {
 
 impl FuseTableProvider {
     pub fn new(table: FuseTable) -> Self {
-        let schema = table.meta().schema.to_arrow();
-        FuseTableProvider { table, schema }
-    }
-
-    pub fn table(&self) -> &FuseTable {
-        &self.table
+        // DataFusion sees every column as nullable: it would otherwise plan
+        // `INSERT ... VALUES (NULL)` into a non-nullable batch and fail with an
+        // internal error. NOT NULL is enforced by the insert sink, with
+        // PostgreSQL's error.
+        let fields: Vec<arrow::datatypes::Field> = table
+            .meta()
+            .schema
+            .to_arrow()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        FuseTableProvider {
+            table,
+            schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+        }
     }
 }
 

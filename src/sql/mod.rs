@@ -6,6 +6,7 @@
 //! DATABASES`, `CALL system$...`. Every statement is then routed: DataFusion
 //! plans queries and DML; the rest are fusegate's own operations.
 
+mod names;
 mod parser;
 mod types;
 
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 
 use sqlparser::ast;
 
+pub use self::names::{make_names_unique, output_names};
 pub use self::parser::parse;
 pub use self::types::column_type;
 use crate::fuse::schema::ColumnType;

@@ -1,0 +1,203 @@
+//! Fuse operations that are not queries: databases and tables (DDL), each one
+//! catalog commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::bail;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fuse::meta::BlockMeta;
+use crate::fuse::schema::TableSchema;
+use crate::fuse::{DEFAULT_DATABASE, DatabaseMeta, FuseEngine, FuseTable, TableMeta};
+use crate::storage::{Storage, StorageLocation};
+
+/// Table options fusegate understands, with what they take.
+const TABLE_OPTIONS: &[&str] = &["row_per_block", "block_per_segment", "data_retention_period_in_hours"];
+
+pub async fn create_database(engine: &FuseEngine, name: &str, if_not_exists: bool) -> Result<()> {
+    engine
+        .catalog()
+        .commit(|state| {
+            if state.database(name).is_some() {
+                if if_not_exists {
+                    return Ok(());
+                }
+                bail!(DuplicateDatabase, "database \"{name}\" already exists");
+            }
+            let id = state.allocate_id();
+            state.databases.push(DatabaseMeta {
+                id,
+                name: name.to_string(),
+                created_on: Utc::now(),
+            });
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Drops a database and, recoverably (UNDROP), its tables.
+pub async fn drop_database(engine: &FuseEngine, name: &str, if_exists: bool) -> Result<()> {
+    if name == DEFAULT_DATABASE {
+        bail!(ObjectInUse, "database \"{name}\" cannot be dropped");
+    }
+    engine
+        .catalog()
+        .commit(|state| {
+            let Some(db) = state.database(name).cloned() else {
+                if if_exists {
+                    return Ok(());
+                }
+                bail!(UndefinedDatabase, "database \"{name}\" does not exist");
+            };
+            let now = Utc::now();
+            for t in state.tables.iter_mut().filter(|t| t.db_id == db.id && !t.is_dropped()) {
+                t.dropped_on = Some(now);
+            }
+            state.databases.retain(|d| d.id != db.id);
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
+/// What CREATE TABLE asks for.
+pub struct NewTable {
+    pub database: String,
+    pub name: String,
+    pub schema: TableSchema,
+    pub location: Option<StorageLocation>,
+    pub options: BTreeMap<String, String>,
+    pub if_not_exists: bool,
+}
+
+fn validate_options(options: &BTreeMap<String, String>) -> Result<()> {
+    for (key, value) in options {
+        if !TABLE_OPTIONS.contains(&key.as_str()) {
+            bail!(
+                InvalidParameterValue,
+                "unknown table option \"{key}\" (known options: {})",
+                TABLE_OPTIONS.join(", ")
+            );
+        }
+        if value.parse::<u64>().map(|v| v == 0 && key != "data_retention_period_in_hours").unwrap_or(true) {
+            bail!(InvalidParameterValue, "table option \"{key}\" needs a positive integer, not \"{value}\"");
+        }
+    }
+    Ok(())
+}
+
+/// Creates an empty table. Returns false when it existed and IF NOT EXISTS was given.
+pub async fn create_table(engine: &FuseEngine, new: NewTable) -> Result<bool> {
+    validate_options(&new.options)?;
+    if let Some(location) = &new.location {
+        check_location(location).await?;
+    }
+    let (created, _) = engine
+        .catalog()
+        .commit(|state| {
+            let db = state.require_database(&new.database)?.clone();
+            if state.table(&new.database, &new.name).is_some() {
+                if new.if_not_exists {
+                    return Ok(false);
+                }
+                bail!(DuplicateTable, "relation \"{}\" already exists", new.name);
+            }
+            let id = state.allocate_id();
+            state.tables.push(table_meta(&new, db.id, id, None));
+            Ok(true)
+        })
+        .await?;
+    Ok(created)
+}
+
+fn table_meta(new: &NewTable, db_id: u64, id: u64, snapshot_location: Option<String>) -> TableMeta {
+    let now = Utc::now();
+    TableMeta {
+        id,
+        db_id,
+        name: new.name.clone(),
+        schema: new.schema.clone(),
+        location: new.location.clone(),
+        options: new.options.clone(),
+        snapshot_location,
+        created_on: now,
+        updated_on: now,
+        dropped_on: None,
+    }
+}
+
+/// CREATE TABLE ... AS: `fill` writes the rows into blocks of the (not yet
+/// visible) table; the table then appears with its data in one commit, or not
+/// at all. Returns the row count, or None when IF NOT EXISTS found the table.
+pub async fn create_table_as<F, Fut>(engine: &Arc<FuseEngine>, new: NewTable, fill: F) -> Result<Option<u64>>
+where
+    F: FnOnce(FuseTable) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<BlockMeta>, u64)>>,
+{
+    validate_options(&new.options)?;
+    if let Some(location) = &new.location {
+        check_location(location).await?;
+    }
+    let state = engine.catalog().current().await?;
+    let db = state.require_database(&new.database)?.clone();
+    if state.table(&new.database, &new.name).is_some() {
+        if new.if_not_exists {
+            return Ok(None);
+        }
+        bail!(DuplicateTable, "relation \"{}\" already exists", new.name);
+    }
+    // Reserve an id, so the blocks have a home no other table will take.
+    let (id, _) = engine.catalog().commit(|s| Ok(s.allocate_id())).await?;
+    let draft = table_meta(&new, db.id, id, None);
+    let table = engine.table(&new.database, &draft)?;
+    let (blocks, rows) = fill(table.clone()).await?;
+    let snapshot_location = table.write_initial_snapshot(blocks).await?;
+    engine
+        .catalog()
+        .commit(|state| {
+            let db = state.require_database(&new.database)?.clone();
+            if state.table(&new.database, &new.name).is_some() {
+                bail!(DuplicateTable, "relation \"{}\" already exists", new.name);
+            }
+            state.tables.push(table_meta(&new, db.id, id, snapshot_location.clone()));
+            Ok(())
+        })
+        .await?;
+    Ok(Some(rows))
+}
+
+/// Marks tables dropped; they stay recoverable until vacuumed.
+pub async fn drop_table(engine: &FuseEngine, database: &str, name: &str, if_exists: bool) -> Result<()> {
+    engine
+        .catalog()
+        .commit(|state| {
+            state.require_database(database)?;
+            let Some(id) = state.table(database, name).map(|t| t.id) else {
+                if if_exists {
+                    return Ok(());
+                }
+                bail!(UndefinedTable, "table \"{name}\" does not exist");
+            };
+            if let Some(t) = state.table_by_id_mut(id) {
+                t.dropped_on = Some(Utc::now());
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Proves an external location works before any table points at it.
+async fn check_location(location: &StorageLocation) -> Result<()> {
+    let storage = Storage::open(location)?;
+    storage.check_writable().await.map_err(|e| {
+        Error::new(
+            if e.kind() == ErrorKind::FeatureNotSupported { e.kind() } else { ErrorKind::StorageIo },
+            format!("cannot use location {location}: {}", e.message()),
+        )
+        .with_hint("Check the bucket name, the endpoint_url and the credentials in CONNECTION.")
+    })
+}

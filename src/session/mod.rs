@@ -1,0 +1,371 @@
+//! A client session: its current database, settings and transaction state,
+//! and the one place where parsed statements are run, whichever protocol
+//! (simple or extended) they came by.
+
+mod settings;
+mod show;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::TryStreamExt;
+use tracing::Instrument;
+
+pub use self::settings::{SERVER_VERSION, Settings};
+use crate::bail;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fuse::FuseEngine;
+use crate::fuse::schema::TableSchema;
+use crate::ops::{self, NewTable};
+use crate::query::{BatchStream, ParamValues, PlanKind, QueryContext, QueryEngine, QueryOutput, QueryPlan};
+use crate::sql::{self, ColumnSpec, Statement, TableName};
+
+/// One fusegate instance: the engines every session shares.
+pub struct Instance {
+    pub fuse: Arc<FuseEngine>,
+    pub query: QueryEngine,
+}
+
+/// What a statement returns to the client.
+pub enum Output {
+    Rows { schema: SchemaRef, stream: BatchStream },
+    /// A command tag, e.g. `CREATE TABLE` or `INSERT 0 3`.
+    Command(String),
+    TransactionStart(String),
+    TransactionEnd(String),
+    /// A parameter changed that the client must be told of (ParameterStatus).
+    ParameterChanged { tag: String, name: String, value: String },
+}
+
+/// A statement prepared by the extended protocol: parsed once, planned once
+/// (re-planned only when the catalog changed since).
+#[derive(Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    plan: Option<(QueryPlan, u64)>,
+    /// Types of `$1..$n` (None: not inferable).
+    pub param_types: Vec<Option<DataType>>,
+    /// The result columns; empty for statements that return none.
+    pub schema: SchemaRef,
+}
+
+pub struct Session {
+    id: u64,
+    instance: Arc<Instance>,
+    database: String,
+    user: String,
+    query: QueryContext,
+    settings: Settings,
+    in_transaction: bool,
+}
+
+impl Session {
+    /// A session for `user` on `database` (3D000 if it does not exist).
+    pub async fn new(instance: Arc<Instance>, id: u64, user: &str, database: &str, settings: Settings) -> Result<Session> {
+        let state = instance.fuse.catalog().current().await?;
+        state.require_database(database)?;
+        let query = instance.query.new_context(database);
+        Ok(Session {
+            id,
+            instance,
+            database: database.to_string(),
+            user: user.to_string(),
+            query,
+            settings,
+            in_transaction: false,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// Parses a query string into its statements.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        sql::parse(sql)
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
+        let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
+        let started = Instant::now();
+        let result = self.execute_inner(statement, None).instrument(span.clone()).await;
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "statement started"),
+            Err(e) => tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"),
+        });
+        result
+    }
+
+    /// Parses and plans one statement for the extended protocol.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Option<Prepared>> {
+        let mut statements = sql::parse(sql)?;
+        if statements.len() > 1 {
+            bail!(Syntax, "cannot insert multiple commands into a prepared statement");
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let (plan, param_types, schema) = match &statement {
+            Statement::Query(ast) => {
+                let version = self.refresh().await?;
+                let plan = self.plan(ast).await?;
+                let types = plan.parameter_types()?;
+                let schema = plan.output_schema();
+                (Some((plan, version)), types, schema)
+            }
+            other => (None, Vec::new(), show::result_schema(other, &self.database)),
+        };
+        Ok(Some(Prepared {
+            statement,
+            plan,
+            param_types,
+            schema,
+        }))
+    }
+
+    /// Runs a prepared statement with its parameters bound.
+    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Option<ParamValues>) -> Result<Output> {
+        let span = tracing::info_span!("statement", session = self.id, kind = prepared.statement.tag(), prepared = true);
+        let result = async {
+            match &prepared.plan {
+                Some((plan, version)) => {
+                    let current = self.refresh().await?;
+                    let plan = if current == *version {
+                        plan.clone()
+                    } else {
+                        // The catalog moved on: plan again so tables are read at their newest snapshot.
+                        let Statement::Query(ast) = &prepared.statement else {
+                            return Err(Error::internal("prepared plan without a query"));
+                        };
+                        self.plan(ast).await?
+                    };
+                    self.run_plan(&plan, params).await
+                }
+                None => self.execute_inner(prepared.statement.clone(), params).await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            span.in_scope(|| tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"));
+        }
+        result
+    }
+
+    /// Plans a query, naming its result columns as PostgreSQL would.
+    async fn plan(&self, ast: &sqlparser::ast::Statement) -> Result<QueryPlan> {
+        let mut planned = ast.clone();
+        sql::make_names_unique(&mut planned);
+        let plan = self.query.plan(planned).await?;
+        let width = plan.output_schema().fields().len();
+        Ok(plan.with_output_names(sql::output_names(ast, width)))
+    }
+
+    /// Reloads the catalog if another session or process committed; returns its version.
+    async fn refresh(&self) -> Result<u64> {
+        Ok(self.instance.fuse.catalog().current().await?.version)
+    }
+
+    fn database_of(&self, name: &TableName) -> String {
+        name.database.clone().unwrap_or_else(|| self.database.clone())
+    }
+
+    async fn execute_inner(&mut self, statement: Statement, params: Option<ParamValues>) -> Result<Output> {
+        self.refresh().await?;
+        let fuse = self.instance.fuse.clone();
+        match statement {
+            Statement::Query(ast) => {
+                let plan = self.plan(&ast).await?;
+                self.run_plan(&plan, params).await
+            }
+            Statement::CreateDatabase { name, if_not_exists } => {
+                ops::create_database(&fuse, &name, if_not_exists).await?;
+                Ok(Output::Command("CREATE DATABASE".into()))
+            }
+            Statement::DropDatabase { name, if_exists } => {
+                if name == self.database {
+                    bail!(ObjectInUse, "cannot drop the currently open database");
+                }
+                ops::drop_database(&fuse, &name, if_exists).await?;
+                Ok(Output::Command("DROP DATABASE".into()))
+            }
+            Statement::Use { database } => {
+                fuse.catalog().cached().require_database(&database)?;
+                self.database = database;
+                self.query.set_database(&self.database);
+                Ok(Output::Command("USE".into()))
+            }
+            Statement::CreateTable(create) => self.create_table(*create).await,
+            Statement::DropTable { names, if_exists } => {
+                for name in &names {
+                    ops::drop_table(&fuse, &self.database_of(name), &name.name, if_exists).await?;
+                }
+                Ok(Output::Command("DROP TABLE".into()))
+            }
+            Statement::ShowTables { database } => {
+                let db = database.unwrap_or_else(|| self.database.clone());
+                show::tables(&fuse, &db)
+            }
+            Statement::ShowDatabases => show::databases(&fuse),
+            Statement::ShowCreateTable { name } => show::create_table(&fuse, &self.database_of(&name), &name.name),
+            Statement::Call { procedure, args } => Err(Error::new(
+                ErrorKind::UndefinedFunction,
+                format!("procedure {procedure}({}) does not exist", args.len()),
+            )),
+            Statement::Begin => {
+                self.in_transaction = true;
+                Ok(Output::TransactionStart("BEGIN".into()))
+            }
+            Statement::Commit => {
+                self.in_transaction = false;
+                Ok(Output::TransactionEnd("COMMIT".into()))
+            }
+            Statement::Rollback => {
+                self.in_transaction = false;
+                Ok(Output::TransactionEnd("ROLLBACK".into()))
+            }
+            Statement::Set { name, value } => match self.settings.set(&name, &value)? {
+                Some((name, value)) => Ok(Output::ParameterChanged { tag: "SET".into(), name, value }),
+                None => Ok(Output::Command("SET".into())),
+            },
+            Statement::Show { name } => {
+                let value = self.settings.get(&name)?.to_string();
+                Ok(single_column(&name, vec![value]))
+            }
+        }
+    }
+
+    async fn run_plan(&self, plan: &QueryPlan, params: Option<ParamValues>) -> Result<Output> {
+        match self.query.execute(plan, params).await? {
+            QueryOutput::Rows { schema, stream } if plan.is_explain() => {
+                // EXPLAIN also tells how many blocks each scan kept after pruning.
+                let mut batches: Vec<RecordBatch> = stream.try_collect().await?;
+                let reports = self.query.take_scan_reports();
+                if !reports.is_empty() && schema.fields().len() == 2 {
+                    let kinds: Vec<String> = reports.iter().map(|_| "fuse_pruning".to_string()).collect();
+                    let lines: Vec<String> = reports
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "table {}: segments {}, blocks {} of {} read ({} pruned)",
+                                r.table,
+                                r.segments,
+                                r.blocks_read,
+                                r.blocks_total,
+                                r.blocks_total - r.blocks_read
+                            )
+                        })
+                        .collect();
+                    batches.push(RecordBatch::try_new(
+                        schema.clone(),
+                        vec![Arc::new(StringArray::from(kinds)), Arc::new(StringArray::from(lines))],
+                    )?);
+                }
+                let stream = futures::stream::iter(batches.into_iter().map(Ok));
+                Ok(Output::Rows { schema, stream: Box::pin(stream) })
+            }
+            QueryOutput::Rows { schema, stream } => Ok(Output::Rows { schema, stream }),
+            QueryOutput::Affected { kind, rows } => Ok(Output::Command(match kind {
+                PlanKind::Insert => format!("INSERT 0 {rows}"),
+                PlanKind::Update => format!("UPDATE {rows}"),
+                PlanKind::Delete => format!("DELETE {rows}"),
+                PlanKind::Rows => format!("SELECT {rows}"),
+            })),
+        }
+    }
+
+    async fn create_table(&mut self, create: sql::CreateTable) -> Result<Output> {
+        let fuse = self.instance.fuse.clone();
+        let database = self.database_of(&create.name);
+        match create.as_query {
+            None => {
+                let schema = schema_of(&create.columns)?;
+                ops::create_table(
+                    &fuse,
+                    NewTable {
+                        database,
+                        name: create.name.name,
+                        schema,
+                        location: create.location,
+                        options: create.options,
+                        if_not_exists: create.if_not_exists,
+                    },
+                )
+                .await?;
+                Ok(Output::Command("CREATE TABLE".into()))
+            }
+            Some(query) => {
+                let plan = self.plan(&sqlparser::ast::Statement::Query(query)).await?;
+                if plan.kind() != PlanKind::Rows {
+                    bail!(Syntax, "CREATE TABLE AS needs a query");
+                }
+                let output = plan.output_schema();
+                let columns = output
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        Ok(ColumnSpec {
+                            name: f.name().clone(),
+                            ty: crate::fuse::schema::ColumnType::from_arrow(f.data_type())?,
+                            nullable: true,
+                            default: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let schema = schema_of(&columns)?;
+                let new = NewTable {
+                    database,
+                    name: create.name.name,
+                    schema,
+                    location: create.location,
+                    options: create.options,
+                    if_not_exists: create.if_not_exists,
+                };
+                let query = &self.query;
+                let rows = ops::create_table_as(&fuse, new, |table| async move {
+                    let QueryOutput::Rows { stream, .. } = query.execute(&plan, None).await? else {
+                        return Err(Error::internal("CREATE TABLE AS query returned no rows"));
+                    };
+                    crate::query::write_query_blocks(&table, stream).await
+                })
+                .await?;
+                Ok(Output::Command(format!("SELECT {}", rows.unwrap_or(0))))
+            }
+        }
+    }
+}
+
+fn schema_of(columns: &[ColumnSpec]) -> Result<TableSchema> {
+    if columns.is_empty() {
+        bail!(Syntax, "a table needs at least one column");
+    }
+    TableSchema::new(
+        columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone(), c.nullable, c.default.clone()))
+            .collect(),
+    )
+}
+
+/// A one-column text result.
+fn single_column(name: &str, values: Vec<String>) -> Output {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))]);
+    let stream = futures::stream::iter(vec![batch.map_err(Error::from)]);
+    Output::Rows { schema, stream: Box::pin(stream) }
+}

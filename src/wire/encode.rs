@@ -1,0 +1,62 @@
+//! Session output → pgwire responses: Arrow batches become DataRows (text or
+//! binary, per column, by arrow-pg) lazily, batch by batch, as the client reads.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
+use futures::{StreamExt, stream};
+use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
+
+use super::error::to_pgwire;
+use crate::query::BatchStream;
+use crate::session::Output;
+
+/// Row descriptions for a result schema, in the requested formats.
+pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)
+}
+
+/// The PostgreSQL type reported for a parameter DataFusion typed `data_type`
+/// (untyped parameters are text, as in PostgreSQL).
+pub fn param_type(data_type: Option<&DataType>) -> Type {
+    match data_type {
+        Some(dt) => arrow_pg::datatypes::into_pg_type(dt).unwrap_or(Type::TEXT),
+        None => Type::TEXT,
+    }
+}
+
+/// DataRows of `batches`, encoded one batch at a time as the client reads.
+fn row_stream(
+    fields: Arc<Vec<FieldInfo>>,
+    batches: BatchStream,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    batches
+        .map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
+                Ok(batch) => {
+                    let batch = super::pgtext::render(batch, &fields);
+                    arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
+                }
+                Err(e) => Box::new(std::iter::once(Err(to_pgwire(e)))),
+            };
+            stream::iter(rows)
+        })
+        .flatten()
+}
+
+/// Turns a statement's output into the pgwire response, encoding rows in `format`.
+pub fn response(output: Output, format: &Format) -> PgWireResult<Response> {
+    Ok(match output {
+        Output::Rows { schema, stream } => {
+            let fields = Arc::new(fields(&schema, format)?);
+            Response::Query(QueryResponse::new(fields.clone(), row_stream(fields, stream)))
+        }
+        Output::Command(tag) | Output::ParameterChanged { tag, .. } => Response::Execution(Tag::new(&tag)),
+        Output::TransactionStart(tag) => Response::TransactionStart(Tag::new(&tag)),
+        Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+    })
+}

@@ -1,0 +1,338 @@
+//! The PostgreSQL wire protocol, through pgwire: startup, the simple and the
+//! extended query protocols. The only module that imports pgwire.
+//!
+//! Each connection gets its own handler, holding its [`Session`]; pgwire calls
+//! it for one message at a time, so the session lock is never contended.
+
+mod encode;
+mod error;
+mod pgtext;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+};
+use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::simplequery::Query;
+use tokio::sync::Mutex;
+
+pub use self::error::to_pgwire;
+use self::error::{fatal, from_pgwire};
+use crate::error::{Error, ErrorKind};
+use crate::fuse::DEFAULT_DATABASE;
+use crate::session::{Instance, Output, Prepared, Session, Settings};
+
+/// Server-wide state the connection handlers share.
+pub struct WireContext {
+    pub instance: Arc<Instance>,
+    pids: RandomPidSecretKeyGenerator,
+    next_session: AtomicU64,
+}
+
+impl WireContext {
+    pub fn new(instance: Arc<Instance>) -> Arc<WireContext> {
+        Arc::new(WireContext {
+            instance,
+            pids: RandomPidSecretKeyGenerator::default(),
+            next_session: AtomicU64::new(1),
+        })
+    }
+}
+
+/// The handlers of one connection.
+pub struct Connection {
+    ctx: Arc<WireContext>,
+    session: Arc<Mutex<Option<Session>>>,
+    parser: Arc<StatementParser>,
+}
+
+impl Connection {
+    pub fn new(ctx: Arc<WireContext>) -> Arc<Connection> {
+        let session = Arc::new(Mutex::new(None));
+        Arc::new(Connection {
+            ctx,
+            parser: Arc::new(StatementParser { session: session.clone() }),
+            session,
+        })
+    }
+}
+
+impl Connection {
+    /// Waits until no statement runs on this connection, and keeps it so.
+    pub async fn wait_idle(&self) -> tokio::sync::OwnedMutexGuard<Option<Session>> {
+        self.session.clone().lock_owned().await
+    }
+}
+
+/// pgwire wants a factory of handlers; each connection is its own factory.
+pub struct ConnectionHandlers(pub Arc<Connection>);
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+}
+
+fn no_session() -> PgWireError {
+    to_pgwire(Error::new(ErrorKind::ProtocolViolation, "the connection has no session yet"))
+}
+
+struct SessionParameters(Vec<(String, String)>);
+
+impl ServerParameterProvider for SessionParameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        Some(self.0.iter().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let login = LoginInfo::from_client_info(client);
+        let user = login.user().unwrap_or("fusegate").to_string();
+        let requested = login.database().unwrap_or(DEFAULT_DATABASE).to_string();
+        // Clients that assume PostgreSQL's stock database land in the default one.
+        let fuse = &self.ctx.instance.fuse;
+        let database = if requested == "postgres" && fuse.catalog().cached().database("postgres").is_none() {
+            DEFAULT_DATABASE.to_string()
+        } else {
+            requested
+        };
+        let (pid, key) = self.ctx.pids.generate(client);
+        client.set_pid_and_secret_key(pid, key);
+        let settings = Settings::from_startup(client.metadata().iter());
+        let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = Session::new(self.ctx.instance.clone(), id, &user, &database, settings)
+            .await
+            .map_err(fatal)?;
+        tracing::info!(session = id, user = %user, database = %database, peer = %client.socket_addr(), "session started");
+        let params = SessionParameters(session.settings().reported());
+        *self.session.lock().await = Some(session);
+        finish_authentication(client, &params).await
+    }
+}
+
+/// Sends one statement's output in the simple protocol.
+async fn send_output<C>(client: &mut C, output: Output) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Output::ParameterChanged { name, value, .. } = &output {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.clone(), value.clone())))
+            .await?;
+    }
+    match encode::response(output, &Format::UnifiedText)? {
+        Response::Query(rows) => send_query_response(client, rows, true).await,
+        Response::Execution(tag) => send_execution_response(client, tag).await,
+        Response::TransactionStart(tag) => {
+            send_execution_response(client, tag).await?;
+            client.set_transaction_status(client.transaction_status().to_in_transaction_state());
+            Ok(())
+        }
+        Response::TransactionEnd(tag) => {
+            send_execution_response(client, tag).await?;
+            client.set_transaction_status(TransactionStatus::Idle);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    /// Runs the statements of one Query message in order, sending each one's
+    /// results before the next one starts; the first error ends the message.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let result: PgWireResult<()> = async {
+            let statements = session.parse(&query.query).map_err(to_pgwire)?;
+            if statements.is_empty() {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .await?;
+            }
+            for statement in statements {
+                let output = session.execute(statement).await.map_err(to_pgwire)?;
+                send_output(client, output).await?;
+            }
+            Ok(())
+        }
+        .await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        result?;
+        let status = client.transaction_status();
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // on_query above handles every Query message.
+        Err(to_pgwire(Error::internal("unexpected simple query dispatch")))
+    }
+}
+
+/// Parses and plans statements at Parse time, for Describe and Execute.
+pub struct StatementParser {
+    session: Arc<Mutex<Option<Session>>>,
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let prepared = session.prepare(sql).await.map_err(to_pgwire)?;
+        Ok(prepared.map(Arc::new))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(|t| encode::param_type(t.as_ref())).collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        encode::fields(&stmt.schema, format.unwrap_or(&Format::UnifiedText))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &target.statement;
+        // Types the client declared at Parse win over inferred ones.
+        let count = prepared.param_types.len().max(target.parameter_types.len());
+        let params = (0..count)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| encode::param_type(prepared.param_types.get(i).and_then(|t| t.as_ref())))
+            })
+            .collect();
+        let fields = encode::fields(&prepared.schema, &Format::UnifiedText)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = encode::fields(&portal.statement.statement.schema, &portal.result_column_format)?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.clone();
+        let params = if portal.parameter_len() > 0 {
+            let inferred: Vec<Option<&arrow::datatypes::DataType>> =
+                prepared.param_types.iter().map(|t| t.as_ref()).collect();
+            let values = arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)
+                .map_err(|e| to_pgwire(from_pgwire(e)))?;
+            Some(values)
+        } else {
+            None
+        };
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let output = session.execute_prepared(&prepared, params).await.map_err(to_pgwire)?;
+        if let Output::ParameterChanged { name, value, .. } = &output {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.clone(), value.clone())))
+                .await?;
+        }
+        encode::response(output, &portal.result_column_format)
+    }
+}
