@@ -40,7 +40,10 @@ impl Server {
         let query = QueryEngine::new(fuse.clone(), config.memory_limit)?;
         let instance = Arc::new(Instance { fuse, query });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            Error::new(ErrorKind::StorageIo, format!("cannot listen on {}: {e}", config.listen))
+            Error::new(
+                ErrorKind::StorageIo,
+                format!("cannot listen on {}: {e}", config.listen),
+            )
         })?;
         tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir, "fusegate ready");
         Ok(Server {
@@ -108,10 +111,16 @@ impl Server {
 
 fn absolute_dir(dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir).map_err(|e| {
-        Error::new(ErrorKind::StorageIo, format!("cannot create data directory {}: {e}", dir.display()))
+        Error::new(
+            ErrorKind::StorageIo,
+            format!("cannot create data directory {}: {e}", dir.display()),
+        )
     })?;
     let abs = dir.canonicalize()?;
-    abs.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidParameterValue, "the data directory path is not UTF-8"))
+    abs.to_str().map(str::to_string).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidParameterValue,
+            "the data directory path is not UTF-8",
+        )
+    })
 }

@@ -218,7 +218,11 @@ impl Catalog {
         let current = catalog.current().await?;
         if current.version == 0 {
             let initial = CatalogState::initial();
-            if catalog.meta.write_if_absent(&version_path(1), encode(&initial)?).await? {
+            if catalog
+                .meta
+                .write_if_absent(&version_path(1), encode(&initial)?)
+                .await?
+            {
                 catalog.set_cached(initial);
             }
             catalog.current().await?;
@@ -323,7 +327,10 @@ impl Catalog {
                 return Ok((out, state));
             }
         }
-        bail!(SerializationFailure, "could not commit to the catalog: too many concurrent writers")
+        bail!(
+            SerializationFailure,
+            "could not commit to the catalog: too many concurrent writers"
+        )
     }
 
     /// Serialises this process's commits (see `commit_lock`).
@@ -441,7 +448,9 @@ mod tests {
         for i in 0..20 {
             let cat = if i % 2 == 0 { a.clone() } else { b.clone() };
             tasks.push(tokio::spawn(async move {
-                cat.commit(|s| add_table(s, &format!("t{i}"))).await.map(|_| ())
+                cat.commit(|s| add_table(s, &format!("t{i}")))
+                    .await
+                    .map(|_| ())
             }));
         }
         for t in tasks {
@@ -460,10 +469,18 @@ mod tests {
         let storage = Storage::open(&StorageLocation::local(dir.path().to_str().unwrap())).unwrap();
         let catalog = Catalog::open(storage.clone()).await.unwrap();
         // A crash after creating version 2 exclusively but before writing it all.
-        storage.write(&version_path(2), Bytes::from_static(b"{\"version\":2,")).await.unwrap();
+        storage
+            .write(&version_path(2), Bytes::from_static(b"{\"version\":2,"))
+            .await
+            .unwrap();
         let path = dir.path().join(version_path(2));
         let old = std::time::SystemTime::now() - Duration::from_secs(60);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         catalog.commit(|s| add_table(s, "t")).await.unwrap();
         let reopened = Catalog::open(storage).await.unwrap();
         let state = reopened.current().await.unwrap();

@@ -12,9 +12,9 @@ pub mod writer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use self::cache::MetaCache;
 pub use self::catalog::{Catalog, CatalogState, DEFAULT_DATABASE, DatabaseMeta, TableMeta};
 pub use self::table::FuseTable;
-use self::cache::MetaCache;
 use crate::error::Result;
 use crate::storage::{Storage, StorageLocation};
 
@@ -69,7 +69,12 @@ impl FuseEngine {
             Err(p) => p.into_inner(),
         };
         if let Some(s) = storages.get(&meta.id)
-            && s.location().options == meta.location.as_ref().map(|l| l.options.clone()).unwrap_or_default()
+            && s.location().options
+                == meta
+                    .location
+                    .as_ref()
+                    .map(|l| l.options.clone())
+                    .unwrap_or_default()
         {
             return Ok(s.clone());
         }
@@ -82,6 +87,11 @@ impl FuseEngine {
     /// A handle on the table `meta` describes, pinned at its current snapshot.
     pub fn table(self: &Arc<Self>, db_name: &str, meta: &TableMeta) -> Result<FuseTable> {
         let storage = self.table_storage(meta)?;
-        Ok(FuseTable::new(self.clone(), db_name, Arc::new(meta.clone()), storage))
+        Ok(FuseTable::new(
+            self.clone(),
+            db_name,
+            Arc::new(meta.clone()),
+            storage,
+        ))
     }
 }

@@ -54,11 +54,17 @@ impl ColumnType {
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => ColumnType::Int16,
             DataType::Int32 | DataType::UInt16 => ColumnType::Int32,
             DataType::Int64 | DataType::UInt32 => ColumnType::Int64,
-            DataType::UInt64 => ColumnType::Decimal { precision: 20, scale: 0 },
+            DataType::UInt64 => ColumnType::Decimal {
+                precision: 20,
+                scale: 0,
+            },
             DataType::Float16 | DataType::Float32 => ColumnType::Float32,
             DataType::Float64 => ColumnType::Float64,
             DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
-                ColumnType::Decimal { precision: *p, scale: *s }
+                ColumnType::Decimal {
+                    precision: *p,
+                    scale: *s,
+                }
             }
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
                 ColumnType::Text
@@ -161,14 +167,15 @@ impl TableSchema {
 
     /// The Arrow schema of the table, each field carrying its column id.
     pub fn to_arrow(&self) -> SchemaRef {
-        let fields: Vec<Field> = self
-            .columns
-            .iter()
-            .map(|c| {
-                Field::new(&c.name, c.ty.to_arrow(), c.nullable)
-                    .with_metadata(HashMap::from([(FIELD_ID_KEY.to_string(), c.id.to_string())]))
-            })
-            .collect();
+        let fields: Vec<Field> =
+            self.columns
+                .iter()
+                .map(|c| {
+                    Field::new(&c.name, c.ty.to_arrow(), c.nullable).with_metadata(HashMap::from([
+                        (FIELD_ID_KEY.to_string(), c.id.to_string()),
+                    ]))
+                })
+                .collect();
         Arc::new(Schema::new(fields))
     }
 }
@@ -191,8 +198,21 @@ mod tests {
     fn schema_round_trips_through_json_and_arrow() {
         let schema = TableSchema::new(vec![
             ("a".into(), ColumnType::Int32, false, None),
-            ("b".into(), ColumnType::Decimal { precision: 10, scale: 2 }, true, Some("1.5".into())),
-            ("c".into(), ColumnType::Varchar { length: Some(20) }, true, None),
+            (
+                "b".into(),
+                ColumnType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+                true,
+                Some("1.5".into()),
+            ),
+            (
+                "c".into(),
+                ColumnType::Varchar { length: Some(20) },
+                true,
+                None,
+            ),
         ])
         .unwrap();
         let json = serde_json::to_string(&schema).unwrap();
@@ -201,7 +221,14 @@ mod tests {
         let arrow = schema.to_arrow();
         assert_eq!(arrow.field(1).data_type(), &DataType::Decimal128(10, 2));
         assert!(!arrow.field(0).is_nullable());
-        assert_eq!(arrow.field(2).metadata().get(FIELD_ID_KEY).map(String::as_str), Some("2"));
+        assert_eq!(
+            arrow
+                .field(2)
+                .metadata()
+                .get(FIELD_ID_KEY)
+                .map(String::as_str),
+            Some("2")
+        );
         assert_eq!(schema.columns[2].ty.sql_name(), "character varying(20)");
     }
 }

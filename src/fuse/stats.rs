@@ -117,7 +117,10 @@ fn array_bounds(ty: &ColumnType, array: &ArrayRef) -> Option<(StatValue, StatVal
         }
         ColumnType::Int64 => {
             let a = any.downcast_ref::<Int64Array>()?;
-            Some((StatValue::Int(compute::min(a)?), StatValue::Int(compute::max(a)?)))
+            Some((
+                StatValue::Int(compute::min(a)?),
+                StatValue::Int(compute::max(a)?),
+            ))
         }
         ColumnType::Date => {
             let a = any.downcast_ref::<Date32Array>()?;
@@ -128,7 +131,10 @@ fn array_bounds(ty: &ColumnType, array: &ArrayRef) -> Option<(StatValue, StatVal
         }
         ColumnType::Timestamp => {
             let a = any.downcast_ref::<TimestampMicrosecondArray>()?;
-            Some((StatValue::Int(compute::min(a)?), StatValue::Int(compute::max(a)?)))
+            Some((
+                StatValue::Int(compute::min(a)?),
+                StatValue::Int(compute::max(a)?),
+            ))
         }
         ColumnType::Float32 => {
             let a = any.downcast_ref::<Float32Array>()?;
@@ -221,10 +227,17 @@ mod tests {
 
     #[test]
     fn decimals_compare_numerically() {
-        let mut b = StatsBuilder::new(ColumnType::Decimal { precision: 10, scale: 2 });
-        let arr = Decimal128Array::from(vec![900, 10000]).with_precision_and_scale(10, 2).unwrap();
+        let mut b = StatsBuilder::new(ColumnType::Decimal {
+            precision: 10,
+            scale: 2,
+        });
+        let arr = Decimal128Array::from(vec![900, 10000])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
         b.update(&(Arc::new(arr) as ArrayRef));
-        let arr = Decimal128Array::from(vec![-5]).with_precision_and_scale(10, 2).unwrap();
+        let arr = Decimal128Array::from(vec![-5])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
         b.update(&(Arc::new(arr) as ArrayRef));
         let s = b.finish();
         assert_eq!(s.min, Some(StatValue::Decimal("-5".into())));

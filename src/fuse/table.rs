@@ -106,7 +106,11 @@ impl FuseTable {
 
     /// All segments of `snapshot`, read concurrently, in snapshot order.
     pub async fn segments(&self, snapshot: &Snapshot) -> Result<Vec<Arc<Segment>>> {
-        let locations: Vec<String> = snapshot.segments.iter().map(|s| s.location.clone()).collect();
+        let locations: Vec<String> = snapshot
+            .segments
+            .iter()
+            .map(|s| s.location.clone())
+            .collect();
         futures::stream::iter(locations)
             .map(|location| async move { self.read_segment(&location).await })
             .buffered(IO_CONCURRENCY)
@@ -116,7 +120,9 @@ impl FuseTable {
 
     /// Forgets cached metadata of this table (after its objects changed under it).
     pub fn evict_cache(&self) {
-        self.engine.cache().evict_prefix(&self.storage.location().uri());
+        self.engine
+            .cache()
+            .evict_prefix(&self.storage.location().uri());
     }
 
     fn option_usize(&self, key: &str) -> Option<usize> {
@@ -246,7 +252,10 @@ impl FuseTable {
         }
         Err(Error::new(
             ErrorKind::SerializationFailure,
-            format!("could not commit to table {}.{}: too many concurrent writers", self.db_name, self.meta.name),
+            format!(
+                "could not commit to table {}.{}: too many concurrent writers",
+                self.db_name, self.meta.name
+            ),
         ))
     }
 }

@@ -82,7 +82,9 @@ impl TableWriter {
         let mut offset = 0;
         while offset < batch.num_rows() {
             if self.current.is_none() {
-                let block = open_block(&self.storage, &self.arrow_schema, &self.props, &self.schema).await?;
+                let block =
+                    open_block(&self.storage, &self.arrow_schema, &self.props, &self.schema)
+                        .await?;
                 self.current = Some(block);
             }
             let Some(block) = self.current.as_mut() else {
@@ -173,6 +175,10 @@ async fn open_block(
         writer,
         rows: 0,
         bytes: 0,
-        stats: schema.columns.iter().map(|c| StatsBuilder::new(c.ty.clone())).collect(),
+        stats: schema
+            .columns
+            .iter()
+            .map(|c| StatsBuilder::new(c.ty.clone()))
+            .collect(),
     })
 }

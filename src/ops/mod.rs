@@ -14,7 +14,11 @@ use crate::fuse::{DEFAULT_DATABASE, DatabaseMeta, FuseEngine, FuseTable, TableMe
 use crate::storage::{Storage, StorageLocation};
 
 /// Table options fusegate understands, with what they take.
-const TABLE_OPTIONS: &[&str] = &["row_per_block", "block_per_segment", "data_retention_period_in_hours"];
+const TABLE_OPTIONS: &[&str] = &[
+    "row_per_block",
+    "block_per_segment",
+    "data_retention_period_in_hours",
+];
 
 pub async fn create_database(engine: &FuseEngine, name: &str, if_not_exists: bool) -> Result<()> {
     engine
@@ -53,7 +57,11 @@ pub async fn drop_database(engine: &FuseEngine, name: &str, if_exists: bool) -> 
                 bail!(UndefinedDatabase, "database \"{name}\" does not exist");
             };
             let now = Utc::now();
-            for t in state.tables.iter_mut().filter(|t| t.db_id == db.id && !t.is_dropped()) {
+            for t in state
+                .tables
+                .iter_mut()
+                .filter(|t| t.db_id == db.id && !t.is_dropped())
+            {
                 t.dropped_on = Some(now);
             }
             state.databases.retain(|d| d.id != db.id);
@@ -82,8 +90,15 @@ fn validate_options(options: &BTreeMap<String, String>) -> Result<()> {
                 TABLE_OPTIONS.join(", ")
             );
         }
-        if value.parse::<u64>().map(|v| v == 0 && key != "data_retention_period_in_hours").unwrap_or(true) {
-            bail!(InvalidParameterValue, "table option \"{key}\" needs a positive integer, not \"{value}\"");
+        if value
+            .parse::<u64>()
+            .map(|v| v == 0 && key != "data_retention_period_in_hours")
+            .unwrap_or(true)
+        {
+            bail!(
+                InvalidParameterValue,
+                "table option \"{key}\" needs a positive integer, not \"{value}\""
+            );
         }
     }
     Ok(())
@@ -132,7 +147,11 @@ fn table_meta(new: &NewTable, db_id: u64, id: u64, snapshot_location: Option<Str
 /// CREATE TABLE ... AS: `fill` writes the rows into blocks of the (not yet
 /// visible) table; the table then appears with its data in one commit, or not
 /// at all. Returns the row count, or None when IF NOT EXISTS found the table.
-pub async fn create_table_as<F, Fut>(engine: &Arc<FuseEngine>, new: NewTable, fill: F) -> Result<Option<u64>>
+pub async fn create_table_as<F, Fut>(
+    engine: &Arc<FuseEngine>,
+    new: NewTable,
+    fill: F,
+) -> Result<Option<u64>>
 where
     F: FnOnce(FuseTable) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<BlockMeta>, u64)>>,
@@ -162,7 +181,9 @@ where
             if state.table(&new.database, &new.name).is_some() {
                 bail!(DuplicateTable, "relation \"{}\" already exists", new.name);
             }
-            state.tables.push(table_meta(&new, db.id, id, snapshot_location.clone()));
+            state
+                .tables
+                .push(table_meta(&new, db.id, id, snapshot_location.clone()));
             Ok(())
         })
         .await?;
@@ -170,7 +191,12 @@ where
 }
 
 /// Marks tables dropped; they stay recoverable until vacuumed.
-pub async fn drop_table(engine: &FuseEngine, database: &str, name: &str, if_exists: bool) -> Result<()> {
+pub async fn drop_table(
+    engine: &FuseEngine,
+    database: &str,
+    name: &str,
+    if_exists: bool,
+) -> Result<()> {
     engine
         .catalog()
         .commit(|state| {
@@ -195,7 +221,11 @@ async fn check_location(location: &StorageLocation) -> Result<()> {
     let storage = Storage::open(location)?;
     storage.check_writable().await.map_err(|e| {
         Error::new(
-            if e.kind() == ErrorKind::FeatureNotSupported { e.kind() } else { ErrorKind::StorageIo },
+            if e.kind() == ErrorKind::FeatureNotSupported {
+                e.kind()
+            } else {
+                ErrorKind::StorageIo
+            },
             format!("cannot use location {location}: {}", e.message()),
         )
         .with_hint("Check the bucket name, the endpoint_url and the credentials in CONNECTION.")

@@ -104,6 +104,10 @@ impl SchemaProvider for FuseSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine.catalog().cached().table(&self.db, name).is_some()
+        self.engine
+            .catalog()
+            .cached()
+            .table(&self.db, name)
+            .is_some()
     }
 }

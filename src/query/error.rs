@@ -21,19 +21,20 @@ fn classify(err: &DataFusionError) -> Error {
         DataFusionError::SQL(e, _) => Error::new(ErrorKind::Syntax, format!("syntax error: {e}")),
         DataFusionError::SchemaError(e, _) => schema_error(e),
         DataFusionError::Plan(msg) => plan_error(msg),
-        DataFusionError::NotImplemented(msg) => {
-            Error::new(ErrorKind::FeatureNotSupported, format!("not supported: {msg}"))
+        DataFusionError::NotImplemented(msg) => Error::new(
+            ErrorKind::FeatureNotSupported,
+            format!("not supported: {msg}"),
+        ),
+        DataFusionError::ResourcesExhausted(msg) => {
+            Error::new(ErrorKind::OutOfMemory, format!("out of memory: {msg}"))
+                .with_hint("Raise the server's --memory-limit or make the query need less memory.")
         }
-        DataFusionError::ResourcesExhausted(msg) => Error::new(
-            ErrorKind::OutOfMemory,
-            format!("out of memory: {msg}"),
-        )
-        .with_hint("Raise the server's --memory-limit or make the query need less memory."),
         DataFusionError::ArrowError(e, _) => arrow_error(e),
         DataFusionError::Execution(msg) => execution_error(msg),
-        DataFusionError::ParquetError(e) => {
-            Error::new(ErrorKind::DataCorrupted, format!("reading a block failed: {e}"))
-        }
+        DataFusionError::ParquetError(e) => Error::new(
+            ErrorKind::DataCorrupted,
+            format!("reading a block failed: {e}"),
+        ),
         DataFusionError::Configuration(msg) => {
             Error::new(ErrorKind::InvalidParameterValue, msg.clone())
         }
@@ -45,8 +46,16 @@ fn classify(err: &DataFusionError) -> Error {
             Some(first) => classify(first.find_root()),
             None => Error::internal("empty error collection"),
         },
-        other => Error::internal(other.strip_backtrace()),
+        DataFusionError::Internal(msg) => match msg.find("No function matches") {
+            Some(_) => plan_error(msg),
+            None => Error::internal(other_text(err)),
+        },
+        other => Error::internal(other_text(other)),
     }
+}
+
+fn other_text(err: &DataFusionError) -> String {
+    err.strip_backtrace()
 }
 
 fn schema_error(e: &SchemaError) -> Error {
@@ -56,7 +65,10 @@ fn schema_error(e: &SchemaError) -> Error {
                 Some(rel) => format!("{}.{}", rel.table(), field.name),
                 None => field.name.clone(),
             };
-            Error::new(ErrorKind::UndefinedColumn, format!("column {} does not exist", quote(&name)))
+            Error::new(
+                ErrorKind::UndefinedColumn,
+                format!("column {} does not exist", quote(&name)),
+            )
         }
         SchemaError::AmbiguousReference { field } => Error::new(
             ErrorKind::AmbiguousColumn,
@@ -92,17 +104,43 @@ fn plan_error(msg: &str) -> Error {
         let name = first_quoted(msg).unwrap_or(msg);
         // DataFusion names tables catalog.schema.table; PostgreSQL says schema.table.
         let parts: Vec<&str> = name.split('.').collect();
-        let shown = if parts.len() == 3 { format!("{}.{}", parts[1], parts[2]) } else { name.to_string() };
-        return Error::new(ErrorKind::UndefinedTable, format!("relation \"{shown}\" does not exist"));
+        let shown = if parts.len() == 3 {
+            format!("{}.{}", parts[1], parts[2])
+        } else {
+            name.to_string()
+        };
+        return Error::new(
+            ErrorKind::UndefinedTable,
+            format!("relation \"{shown}\" does not exist"),
+        );
+    }
+    if lower.contains("non-boolean predicate") {
+        return Error::new(
+            ErrorKind::DatatypeMismatch,
+            "argument of WHERE must be type boolean",
+        )
+        .with_detail(msg.to_string());
+    }
+    if let Some(at) = msg.find("No function matches the given name and argument types '") {
+        let rest = &msg[at + "No function matches the given name and argument types '".len()..];
+        let call = rest.split('\'').next().unwrap_or(rest);
+        return Error::new(ErrorKind::UndefinedFunction, format!("function {call} does not exist"))
+            .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.");
     }
     if lower.starts_with("invalid function") || lower.contains("is not a function") {
         let name = first_quoted(msg).unwrap_or("?");
-        return Error::new(ErrorKind::UndefinedFunction, format!("function {name} does not exist"))
-            .with_detail(msg.to_string());
+        return Error::new(
+            ErrorKind::UndefinedFunction,
+            format!("function {name} does not exist"),
+        )
+        .with_detail(msg.to_string());
     }
-    if lower.contains("no function matches") || lower.contains("cannot coerce arithmetic")
-        || lower.contains("no coercion") || lower.contains("cannot infer common")
-        || lower.contains("failed to coerce") || lower.contains("does not support")
+    if lower.contains("no function matches")
+        || lower.contains("cannot coerce arithmetic")
+        || lower.contains("no coercion")
+        || lower.contains("cannot infer common")
+        || lower.contains("failed to coerce")
+        || lower.contains("does not support")
         || lower.contains("unsupported argument types")
     {
         return Error::new(ErrorKind::UndefinedFunction, format!("operator or function does not exist: {msg}"))
@@ -112,9 +150,13 @@ fn plan_error(msg: &str) -> Error {
         || lower.contains("no schema named")
     {
         let name = first_quoted(msg).unwrap_or(msg);
-        return Error::new(ErrorKind::UndefinedDatabase, format!("database \"{name}\" does not exist"));
+        return Error::new(
+            ErrorKind::UndefinedDatabase,
+            format!("database \"{name}\" does not exist"),
+        );
     }
-    if lower.contains("must appear in the group by") || lower.contains("projection references non-aggregate")
+    if lower.contains("must appear in the group by")
+        || lower.contains("projection references non-aggregate")
     {
         return Error::new(ErrorKind::Grouping, msg.to_string());
     }
@@ -140,11 +182,15 @@ fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(ErrorKind::DivisionByZero, "division by zero"),
         ArrowError::CastError(msg) | ArrowError::ParseError(msg) => cast_error(msg),
-        ArrowError::ArithmeticOverflow(msg) => {
-            Error::new(ErrorKind::NumericValueOutOfRange, format!("value out of range: {msg}"))
-        }
+        ArrowError::ArithmeticOverflow(msg) => Error::new(
+            ErrorKind::NumericValueOutOfRange,
+            format!("value out of range: {msg}"),
+        ),
         ArrowError::ComputeError(msg) if msg.contains("Overflow") || msg.contains("overflow") => {
-            Error::new(ErrorKind::NumericValueOutOfRange, format!("value out of range: {msg}"))
+            Error::new(
+                ErrorKind::NumericValueOutOfRange,
+                format!("value out of range: {msg}"),
+            )
         }
         ArrowError::MemoryError(msg) => Error::new(ErrorKind::OutOfMemory, msg.clone()),
         ArrowError::ExternalError(inner) => match Error::find_in(inner.as_ref()) {
@@ -158,6 +204,12 @@ fn arrow_error(e: &ArrowError) -> Error {
 /// Arrow says "Cannot cast string 'abc' to value of Int32 type"; PostgreSQL
 /// says `invalid input syntax for type integer: "abc"`.
 fn cast_error(msg: &str) -> Error {
+    if msg.starts_with("Can't cast value") {
+        return Error::new(
+            ErrorKind::NumericValueOutOfRange,
+            format!("value out of range: {msg}"),
+        );
+    }
     if let Some(value) = first_quoted(msg) {
         let ty = if msg.contains("Int16") {
             Some("smallint")
@@ -185,9 +237,15 @@ fn cast_error(msg: &str) -> Error {
                 ErrorKind::InvalidTextRepresentation
             };
             if kind == ErrorKind::NumericValueOutOfRange {
-                return Error::new(kind, format!("value \"{value}\" is out of range for type {ty}"));
+                return Error::new(
+                    kind,
+                    format!("value \"{value}\" is out of range for type {ty}"),
+                );
             }
-            return Error::new(kind, format!("invalid input syntax for type {ty}: \"{value}\""));
+            return Error::new(
+                kind,
+                format!("invalid input syntax for type {ty}: \"{value}\""),
+            );
         }
     }
     if msg.contains("overflow") || msg.contains("too large") || msg.contains("out of range") {
@@ -202,12 +260,17 @@ fn execution_error(msg: &str) -> Error {
         return Error::new(ErrorKind::DivisionByZero, "division by zero");
     }
     if lower.contains("overflow") {
-        return Error::new(ErrorKind::NumericValueOutOfRange, format!("value out of range: {msg}"));
+        return Error::new(
+            ErrorKind::NumericValueOutOfRange,
+            format!("value out of range: {msg}"),
+        );
     }
     if lower.contains("cannot cast") || lower.contains("cast error") {
         return cast_error(msg);
     }
-    if lower.contains("more than one row") || lower.contains("scalar subquery") && lower.contains("row") {
+    if lower.contains("more than one row")
+        || lower.contains("scalar subquery") && lower.contains("row")
+    {
         return Error::new(
             ErrorKind::CardinalityViolation,
             "more than one row returned by a subquery used as an expression",
@@ -222,7 +285,9 @@ mod tests {
 
     #[test]
     fn table_not_found_reads_like_postgres() {
-        let e = from_datafusion(DataFusionError::Plan("table 'fusegate.default.nope' not found".into()));
+        let e = from_datafusion(DataFusionError::Plan(
+            "table 'fusegate.default.nope' not found".into(),
+        ));
         assert_eq!(e.kind(), ErrorKind::UndefinedTable);
         assert_eq!(e.message(), "relation \"default.nope\" does not exist");
     }
@@ -230,11 +295,16 @@ mod tests {
     #[test]
     fn cast_errors_are_22p02() {
         let e = from_datafusion(DataFusionError::ArrowError(
-            Box::new(ArrowError::CastError("Cannot cast string 'abc' to value of Int32 type".into())),
+            Box::new(ArrowError::CastError(
+                "Cannot cast string 'abc' to value of Int32 type".into(),
+            )),
             None,
         ));
         assert_eq!(e.sqlstate(), "22P02");
-        assert_eq!(e.message(), "invalid input syntax for type integer: \"abc\"");
+        assert_eq!(
+            e.message(),
+            "invalid input syntax for type integer: \"abc\""
+        );
     }
 
     #[test]
@@ -250,7 +320,10 @@ mod tests {
 
     #[test]
     fn divide_by_zero_is_22012() {
-        let e = from_datafusion(DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None));
+        let e = from_datafusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
         assert_eq!(e.sqlstate(), "22012");
     }
 }

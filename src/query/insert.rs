@@ -43,13 +43,23 @@ impl FuseSink {
 
 impl fmt::Debug for FuseSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FuseSink({}.{})", self.table.db_name(), self.table.name())
+        write!(
+            f,
+            "FuseSink({}.{})",
+            self.table.db_name(),
+            self.table.name()
+        )
     }
 }
 
 impl DisplayAs for FuseSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "FuseSink: table={}.{}", self.table.db_name(), self.table.name())
+        write!(
+            f,
+            "FuseSink: table={}.{}",
+            self.table.db_name(),
+            self.table.name()
+        )
     }
 }
 
@@ -129,7 +139,12 @@ fn conform(
         )));
     }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for ((array, field), col) in batch.columns().iter().zip(target.fields()).zip(&schema.columns) {
+    for ((array, field), col) in batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .zip(&schema.columns)
+    {
         let array = if array.data_type() == field.data_type() {
             array.clone()
         } else {
@@ -147,7 +162,10 @@ fn conform(
         if let ColumnType::Varchar { length: Some(max) } = col.ty
             && field.data_type() == &DataType::Utf8
             && let Some(strings) = array.as_string_opt::<i32>()
-            && strings.iter().flatten().any(|s| s.chars().count() > max as usize)
+            && strings
+                .iter()
+                .flatten()
+                .any(|s| s.chars().count() > max as usize)
         {
             return Err(Error::new(
                 ErrorKind::StringDataRightTruncation,

@@ -27,9 +27,9 @@ use self::catalog::FuseCatalogProvider;
 pub use self::error::from_datafusion;
 pub use self::insert::write_blocks;
 pub use self::scan::{ScanReport, ScanReports};
-pub use datafusion::common::ParamValues;
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
+pub use datafusion::common::ParamValues;
 
 /// Writes the rows of `stream` as blocks of `table`, uncommitted (CREATE TABLE AS).
 pub async fn write_query_blocks(
@@ -141,11 +141,43 @@ impl QueryPlan {
     pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>> {
         let types: HashMap<String, Option<DataType>> =
             self.plan.get_parameter_types().map_err(from_datafusion)?;
+        let casts = self.placeholder_casts();
         let mut out = Vec::new();
         for i in 1..=types.len() {
-            out.push(types.get(&format!("${i}")).cloned().flatten());
+            let id = format!("${i}");
+            out.push(
+                types
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| casts.get(&id).cloned()),
+            );
         }
         Ok(out)
+    }
+
+    /// `$n::type` gives an untyped parameter its type, as PostgreSQL infers it.
+    fn placeholder_casts(&self) -> HashMap<String, DataType> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::{Cast, Expr, TryCast};
+        let mut found = HashMap::new();
+        let _ =
+            self.plan.apply_with_subqueries(|node| {
+                node.apply_expressions(|expr| {
+                    expr.apply(|e| {
+                        if let Expr::Cast(Cast { expr, field })
+                        | Expr::TryCast(TryCast { expr, field }) = e
+                            && let Expr::Placeholder(p) = expr.as_ref()
+                        {
+                            found
+                                .entry(p.id.clone())
+                                .or_insert_with(|| field.data_type().clone());
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })
+                })
+            });
+        found
     }
 
     pub fn is_explain(&self) -> bool {
@@ -155,7 +187,10 @@ impl QueryPlan {
 
 /// The output of a statement run by DataFusion.
 pub enum QueryOutput {
-    Rows { schema: SchemaRef, stream: BatchStream },
+    Rows {
+        schema: SchemaRef,
+        stream: BatchStream,
+    },
     /// Rows affected by an INSERT, UPDATE or DELETE.
     Affected { kind: PlanKind, rows: u64 },
 }
@@ -179,7 +214,9 @@ impl QueryContext {
         self.reports.take();
         let state = self.ctx.state();
         let plan = state
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement,
+            )))
             .await
             .map_err(from_datafusion)?;
         let kind = match &plan {
@@ -198,18 +235,30 @@ impl QueryContext {
             }
             _ => PlanKind::Rows,
         };
-        Ok(QueryPlan { plan, kind, names: None })
+        Ok(QueryPlan {
+            plan,
+            kind,
+            names: None,
+        })
     }
 
     /// Runs a plan with its parameter values bound. Rows stream as they are
     /// produced; DML runs to completion before returning.
-    pub async fn execute(&self, plan: &QueryPlan, params: Option<ParamValues>) -> Result<QueryOutput> {
+    pub async fn execute(
+        &self,
+        plan: &QueryPlan,
+        params: Option<ParamValues>,
+    ) -> Result<QueryOutput> {
         self.reports.take();
         let mut logical = plan.plan.clone();
         if let Some(params) = params {
             logical = logical.with_param_values(params).map_err(from_datafusion)?;
         }
-        let df = self.ctx.execute_logical_plan(logical).await.map_err(from_datafusion)?;
+        let df = self
+            .ctx
+            .execute_logical_plan(logical)
+            .await
+            .map_err(from_datafusion)?;
         let schema = plan.output_schema();
         let stream = df.execute_stream().await.map_err(from_datafusion)?;
         let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));

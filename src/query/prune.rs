@@ -48,7 +48,11 @@ struct BlockStats<'a> {
 }
 
 impl BlockStats<'_> {
-    fn bound_array(&self, column: &Column, pick: fn(&crate::fuse::meta::ColumnStats) -> Option<&StatValue>) -> Option<ArrayRef> {
+    fn bound_array(
+        &self,
+        column: &Column,
+        pick: fn(&crate::fuse::meta::ColumnStats) -> Option<&StatValue>,
+    ) -> Option<ArrayRef> {
         let meta = self.schema.column(&column.name)?;
         let field = self.arrow_schema.field_with_name(&column.name).ok()?;
         let data_type = field.data_type();
@@ -60,7 +64,9 @@ impl BlockStats<'_> {
                     .get(&meta.id)
                     .and_then(pick)
                     .and_then(|v| to_scalar(v, data_type))
-                    .unwrap_or_else(|| ScalarValue::try_from(data_type).unwrap_or(ScalarValue::Null))
+                    .unwrap_or_else(|| {
+                        ScalarValue::try_from(data_type).unwrap_or(ScalarValue::Null)
+                    })
             })
             .collect();
         ScalarValue::iter_to_array(values).ok()

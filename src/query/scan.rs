@@ -77,8 +77,13 @@ pub async fn scan_table(
 
     let predicate = match conjunction(filters.iter().cloned()) {
         Some(expr) => {
-            let df_schema = DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(from_datafusion)?;
-            Some(state.create_physical_expr(expr, &df_schema).map_err(from_datafusion)?)
+            let df_schema =
+                DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(from_datafusion)?;
+            Some(
+                state
+                    .create_physical_expr(expr, &df_schema)
+                    .map_err(from_datafusion)?,
+            )
         }
         None => None,
     };
@@ -122,11 +127,17 @@ pub async fn scan_table(
         return Ok(Arc::new(EmptyExec::new(projected)));
     }
 
-    let file_groups = group_blocks(&blocks, arrow_schema, table, state.config().target_partitions());
-    let mut source = ParquetSource::new(arrow_schema.clone())
-        .with_parquet_file_reader_factory(Arc::new(FuseReaderFactory {
+    let file_groups = group_blocks(
+        &blocks,
+        arrow_schema,
+        table,
+        state.config().target_partitions(),
+    );
+    let mut source = ParquetSource::new(arrow_schema.clone()).with_parquet_file_reader_factory(
+        Arc::new(FuseReaderFactory {
             storage: table.storage().clone(),
-        }));
+        }),
+    );
     if let Some(p) = predicate {
         source = source.with_predicate(p);
     }
@@ -161,7 +172,10 @@ fn group_blocks(
             g.1.push(file);
         }
     }
-    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+    groups
+        .into_iter()
+        .map(|(_, files)| FileGroup::new(files))
+        .collect()
 }
 
 fn stat_scalar(v: &StatValue, field: &arrow::datatypes::Field) -> Option<ScalarValue> {
@@ -213,7 +227,10 @@ fn block_statistics(block: &BlockMeta, schema: &SchemaRef, table: &FuseTable) ->
 }
 
 fn table_statistics(blocks: &[&BlockMeta], schema: &SchemaRef, table: &FuseTable) -> Statistics {
-    let all: Vec<Statistics> = blocks.iter().map(|b| block_statistics(b, schema, table)).collect();
+    let all: Vec<Statistics> = blocks
+        .iter()
+        .map(|b| block_statistics(b, schema, table))
+        .collect();
     Statistics::try_merge_iter(&all, schema).unwrap_or_else(|_| Statistics::new_unknown(schema))
 }
 

@@ -19,7 +19,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseEngine;
 use crate::fuse::schema::TableSchema;
 use crate::ops::{self, NewTable};
-use crate::query::{BatchStream, ParamValues, PlanKind, QueryContext, QueryEngine, QueryOutput, QueryPlan};
+use crate::query::{
+    BatchStream, ParamValues, PlanKind, QueryContext, QueryEngine, QueryOutput, QueryPlan,
+};
 use crate::sql::{self, ColumnSpec, Statement, TableName};
 
 /// One fusegate instance: the engines every session shares.
@@ -30,13 +32,20 @@ pub struct Instance {
 
 /// What a statement returns to the client.
 pub enum Output {
-    Rows { schema: SchemaRef, stream: BatchStream },
+    Rows {
+        schema: SchemaRef,
+        stream: BatchStream,
+    },
     /// A command tag, e.g. `CREATE TABLE` or `INSERT 0 3`.
     Command(String),
     TransactionStart(String),
     TransactionEnd(String),
     /// A parameter changed that the client must be told of (ParameterStatus).
-    ParameterChanged { tag: String, name: String, value: String },
+    ParameterChanged {
+        tag: String,
+        name: String,
+        value: String,
+    },
 }
 
 /// A statement prepared by the extended protocol: parsed once, planned once
@@ -63,7 +72,13 @@ pub struct Session {
 
 impl Session {
     /// A session for `user` on `database` (3D000 if it does not exist).
-    pub async fn new(instance: Arc<Instance>, id: u64, user: &str, database: &str, settings: Settings) -> Result<Session> {
+    pub async fn new(
+        instance: Arc<Instance>,
+        id: u64,
+        user: &str,
+        database: &str,
+        settings: Settings,
+    ) -> Result<Session> {
         let state = instance.fuse.catalog().current().await?;
         state.require_database(database)?;
         let query = instance.query.new_context(database);
@@ -103,9 +118,15 @@ impl Session {
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
         let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
         let started = Instant::now();
-        let result = self.execute_inner(statement, None).instrument(span.clone()).await;
+        let result = self
+            .execute_inner(statement, None)
+            .instrument(span.clone())
+            .await;
         span.in_scope(|| match &result {
-            Ok(_) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "statement started"),
+            Ok(_) => tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "statement started"
+            ),
             Err(e) => tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"),
         });
         result
@@ -115,7 +136,10 @@ impl Session {
     pub async fn prepare(&mut self, sql: &str) -> Result<Option<Prepared>> {
         let mut statements = sql::parse(sql)?;
         if statements.len() > 1 {
-            bail!(Syntax, "cannot insert multiple commands into a prepared statement");
+            bail!(
+                Syntax,
+                "cannot insert multiple commands into a prepared statement"
+            );
         }
         let Some(statement) = statements.pop() else {
             return Ok(None);
@@ -139,8 +163,17 @@ impl Session {
     }
 
     /// Runs a prepared statement with its parameters bound.
-    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Option<ParamValues>) -> Result<Output> {
-        let span = tracing::info_span!("statement", session = self.id, kind = prepared.statement.tag(), prepared = true);
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let span = tracing::info_span!(
+            "statement",
+            session = self.id,
+            kind = prepared.statement.tag(),
+            prepared = true
+        );
         let result = async {
             match &prepared.plan {
                 Some((plan, version)) => {
@@ -162,7 +195,9 @@ impl Session {
         .instrument(span.clone())
         .await;
         if let Err(e) = &result {
-            span.in_scope(|| tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"));
+            span.in_scope(
+                || tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"),
+            );
         }
         result
     }
@@ -182,10 +217,16 @@ impl Session {
     }
 
     fn database_of(&self, name: &TableName) -> String {
-        name.database.clone().unwrap_or_else(|| self.database.clone())
+        name.database
+            .clone()
+            .unwrap_or_else(|| self.database.clone())
     }
 
-    async fn execute_inner(&mut self, statement: Statement, params: Option<ParamValues>) -> Result<Output> {
+    async fn execute_inner(
+        &mut self,
+        statement: Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
         self.refresh().await?;
         let fuse = self.instance.fuse.clone();
         match statement {
@@ -193,7 +234,10 @@ impl Session {
                 let plan = self.plan(&ast).await?;
                 self.run_plan(&plan, params).await
             }
-            Statement::CreateDatabase { name, if_not_exists } => {
+            Statement::CreateDatabase {
+                name,
+                if_not_exists,
+            } => {
                 ops::create_database(&fuse, &name, if_not_exists).await?;
                 Ok(Output::Command("CREATE DATABASE".into()))
             }
@@ -222,7 +266,9 @@ impl Session {
                 show::tables(&fuse, &db)
             }
             Statement::ShowDatabases => show::databases(&fuse),
-            Statement::ShowCreateTable { name } => show::create_table(&fuse, &self.database_of(&name), &name.name),
+            Statement::ShowCreateTable { name } => {
+                show::create_table(&fuse, &self.database_of(&name), &name.name)
+            }
             Statement::Call { procedure, args } => Err(Error::new(
                 ErrorKind::UndefinedFunction,
                 format!("procedure {procedure}({}) does not exist", args.len()),
@@ -240,7 +286,11 @@ impl Session {
                 Ok(Output::TransactionEnd("ROLLBACK".into()))
             }
             Statement::Set { name, value } => match self.settings.set(&name, &value)? {
-                Some((name, value)) => Ok(Output::ParameterChanged { tag: "SET".into(), name, value }),
+                Some((name, value)) => Ok(Output::ParameterChanged {
+                    tag: "SET".into(),
+                    name,
+                    value,
+                }),
                 None => Ok(Output::Command("SET".into())),
             },
             Statement::Show { name } => {
@@ -257,7 +307,8 @@ impl Session {
                 let mut batches: Vec<RecordBatch> = stream.try_collect().await?;
                 let reports = self.query.take_scan_reports();
                 if !reports.is_empty() && schema.fields().len() == 2 {
-                    let kinds: Vec<String> = reports.iter().map(|_| "fuse_pruning".to_string()).collect();
+                    let kinds: Vec<String> =
+                        reports.iter().map(|_| "fuse_pruning".to_string()).collect();
                     let lines: Vec<String> = reports
                         .iter()
                         .map(|r| {
@@ -273,11 +324,17 @@ impl Session {
                         .collect();
                     batches.push(RecordBatch::try_new(
                         schema.clone(),
-                        vec![Arc::new(StringArray::from(kinds)), Arc::new(StringArray::from(lines))],
+                        vec![
+                            Arc::new(StringArray::from(kinds)),
+                            Arc::new(StringArray::from(lines)),
+                        ],
                     )?);
                 }
                 let stream = futures::stream::iter(batches.into_iter().map(Ok));
-                Ok(Output::Rows { schema, stream: Box::pin(stream) })
+                Ok(Output::Rows {
+                    schema,
+                    stream: Box::pin(stream),
+                })
             }
             QueryOutput::Rows { schema, stream } => Ok(Output::Rows { schema, stream }),
             QueryOutput::Affected { kind, rows } => Ok(Output::Command(match kind {
@@ -367,5 +424,8 @@ fn single_column(name: &str, values: Vec<String>) -> Output {
     let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))]);
     let stream = futures::stream::iter(vec![batch.map_err(Error::from)]);
-    Output::Rows { schema, stream: Box::pin(stream) }
+    Output::Rows {
+        schema,
+        stream: Box::pin(stream),
+    }
 }

@@ -74,7 +74,9 @@ impl Default for Settings {
 
 impl Settings {
     /// Settings with the startup packet's parameters applied (application_name, ...).
-    pub fn from_startup<'a>(params: impl IntoIterator<Item = (&'a String, &'a String)>) -> Settings {
+    pub fn from_startup<'a>(
+        params: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Settings {
         let mut s = Settings::default();
         for (k, v) in params {
             let key = k.to_ascii_lowercase();
@@ -87,7 +89,11 @@ impl Settings {
 
     pub fn get(&self, name: &str) -> Result<&str> {
         let key = name.to_ascii_lowercase();
-        let key = if key == "time zone" { "timezone".to_string() } else { key };
+        let key = if key == "time zone" {
+            "timezone".to_string()
+        } else {
+            key
+        };
         self.values.get(&key).map(String::as_str).ok_or_else(|| {
             Error::new(
                 ErrorKind::UndefinedObject,
@@ -161,7 +167,14 @@ mod tests {
         assert_eq!(s.get("extra_float_digits").unwrap(), "3");
         assert_eq!(s.set("nope", "1").unwrap_err().sqlstate(), "42704");
         assert!(s.set("myapp.flag", "1").is_ok());
-        assert_eq!(s.set("server_version", "1").unwrap_err().sqlstate(), "22023");
-        assert!(s.reported().iter().any(|(k, v)| k == "TimeZone" && v == "UTC"));
+        assert_eq!(
+            s.set("server_version", "1").unwrap_err().sqlstate(),
+            "22023"
+        );
+        assert!(
+            s.reported()
+                .iter()
+                .any(|(k, v)| k == "TimeZone" && v == "UTC")
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::sql::Statement;
 
 fn text_schema(names: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
-        names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>(),
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -37,7 +40,9 @@ pub fn result_schema(statement: &Statement, database: &str) -> SchemaRef {
         }
         Statement::ShowDatabases => text_schema(&["Database"]),
         Statement::ShowCreateTable { .. } => text_schema(&["Table", "Create Table"]),
-        Statement::Show { name } => Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)])),
+        Statement::Show { name } => {
+            Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
+        }
         _ => Arc::new(Schema::empty()),
     }
 }
@@ -46,7 +51,10 @@ pub fn tables(fuse: &FuseEngine, database: &str) -> Result<Output> {
     let state = fuse.catalog().cached();
     let db = state.require_database(database)?;
     let names: Vec<String> = state.tables_of(db.id).map(|t| t.name.clone()).collect();
-    rows(text_schema(&[&format!("Tables_in_{database}")]), vec![names])
+    rows(
+        text_schema(&[&format!("Tables_in_{database}")]),
+        vec![names],
+    )
 }
 
 pub fn databases(fuse: &FuseEngine) -> Result<Output> {
@@ -82,7 +90,11 @@ pub fn create_table_sql(meta: &TableMeta) -> String {
             line
         })
         .collect();
-    let mut sql = format!("CREATE TABLE {} (\n{}\n)", quote_ident(&meta.name), columns.join(",\n"));
+    let mut sql = format!(
+        "CREATE TABLE {} (\n{}\n)",
+        quote_ident(&meta.name),
+        columns.join(",\n")
+    );
     if let Some(location) = &meta.location {
         sql.push(' ');
         sql.push_str(&location.to_redacted_sql());

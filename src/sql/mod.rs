@@ -64,23 +64,46 @@ pub struct CreateTable {
 pub enum Statement {
     /// Planned and run by DataFusion: SELECT, VALUES, INSERT, EXPLAIN.
     Query(Box<ast::Statement>),
-    CreateDatabase { name: String, if_not_exists: bool },
-    DropDatabase { name: String, if_exists: bool },
-    Use { database: String },
+    CreateDatabase {
+        name: String,
+        if_not_exists: bool,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+    },
+    Use {
+        database: String,
+    },
     CreateTable(Box<CreateTable>),
-    DropTable { names: Vec<TableName>, if_exists: bool },
-    ShowTables { database: Option<String> },
+    DropTable {
+        names: Vec<TableName>,
+        if_exists: bool,
+    },
+    ShowTables {
+        database: Option<String>,
+    },
     ShowDatabases,
-    ShowCreateTable { name: TableName },
+    ShowCreateTable {
+        name: TableName,
+    },
     /// `CALL system$<name>(args)`: the arguments as literal strings.
-    Call { procedure: String, args: Vec<String> },
+    Call {
+        procedure: String,
+        args: Vec<String>,
+    },
     Begin,
     Commit,
     Rollback,
     /// `SET name = value` / `SET name TO value`.
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     /// `SHOW name` of a session parameter.
-    Show { name: String },
+    Show {
+        name: String,
+    },
 }
 
 impl Statement {

@@ -22,7 +22,12 @@ pub fn output_names(statement: &Statement, width: usize) -> Option<Vec<Option<St
     let wildcards = select
         .projection
         .iter()
-        .filter(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
+        .filter(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
         .count();
     let fixed = select.projection.len() - wildcards;
     if wildcards > 1 || width < fixed || (wildcards == 0 && width != fixed) {
@@ -33,7 +38,9 @@ pub fn output_names(statement: &Statement, width: usize) -> Option<Vec<Option<St
     for item in &select.projection {
         match item {
             SelectItem::UnnamedExpr(expr) => names.push(Some(figure(expr))),
-            SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => names.push(None),
+            SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {
+                names.push(None)
+            }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                 names.extend(std::iter::repeat_n(None, expanded));
             }
@@ -66,10 +73,12 @@ fn unique_in_set_expr(body: &mut SetExpr) {
 }
 
 fn unique_in_select(select: &mut Select) {
-    let has_wildcard = select
-        .projection
-        .iter()
-        .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
+    let has_wildcard = select.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
     let names: Vec<Option<String>> = select
         .projection
         .iter()
@@ -89,7 +98,11 @@ fn unique_in_select(select: &mut Select) {
         };
         let name = names[i].clone().unwrap_or_default();
         let plain_column = matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-        let duplicate = names.iter().filter(|n| n.as_deref() == Some(name.as_str())).count() > 1;
+        let duplicate = names
+            .iter()
+            .filter(|n| n.as_deref() == Some(name.as_str()))
+            .count()
+            > 1;
         if plain_column && !duplicate && !has_wildcard {
             seen.insert(name);
             continue;
@@ -121,9 +134,17 @@ fn leftmost_select(query: &Query) -> Option<&Select> {
 fn figure(expr: &Expr) -> String {
     match expr {
         Expr::Identifier(ident) => normalize_ident(ident),
-        Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident).unwrap_or_else(|| UNKNOWN.into()),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(normalize_ident)
+            .unwrap_or_else(|| UNKNOWN.into()),
         Expr::Function(f) => function_name(f),
-        Expr::Cast { expr, data_type, kind, .. } => {
+        Expr::Cast {
+            expr,
+            data_type,
+            kind,
+            ..
+        } => {
             let inner = figure(expr);
             if inner != UNKNOWN || matches!(kind, CastKind::TryCast | CastKind::SafeCast) {
                 inner
@@ -196,17 +217,28 @@ mod tests {
     use sqlparser::parser::Parser;
 
     fn names(sql: &str, width: usize) -> Option<Vec<Option<String>>> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         output_names(&stmt, width)
     }
 
     fn all(sql: &str, width: usize) -> Vec<String> {
-        names(sql, width).unwrap().into_iter().map(|n| n.unwrap_or_else(|| "<planner>".into())).collect()
+        names(sql, width)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.unwrap_or_else(|| "<planner>".into()))
+            .collect()
     }
 
     #[test]
     fn duplicate_names_get_aliases() {
-        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, "select a, a::text, count(*), count(*), b from t").unwrap().remove(0);
+        let mut stmt = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "select a, a::text, count(*), count(*), b from t",
+        )
+        .unwrap()
+        .remove(0);
         let before = output_names(&stmt, 5);
         make_names_unique(&mut stmt);
         assert_eq!(
@@ -220,11 +252,23 @@ mod tests {
     fn names_follow_postgres() {
         // Expected names read off PostgreSQL 15.
         assert_eq!(
-            all("select 1.0::float8, 1/3.0, cast(1 as text), case when true then 1 end, 'a' || 'b', count(*), sum(t.a), a::text, x.y, Y, \"Z\"", 11),
-            vec!["float8", "?column?", "text", "case", "?column?", "count", "sum", "a", "y", "y", "Z"]
+            all(
+                "select 1.0::float8, 1/3.0, cast(1 as text), case when true then 1 end, 'a' || 'b', count(*), sum(t.a), a::text, x.y, Y, \"Z\"",
+                11
+            ),
+            vec![
+                "float8", "?column?", "text", "case", "?column?", "count", "sum", "a", "y", "y",
+                "Z"
+            ]
         );
-        assert_eq!(all("select 1 as one, * from t", 3), vec!["<planner>", "<planner>", "<planner>"]);
-        assert_eq!(all("select (select max(a) from t), exists (select 1)", 2), vec!["max", "exists"]);
+        assert_eq!(
+            all("select 1 as one, * from t", 3),
+            vec!["<planner>", "<planner>", "<planner>"]
+        );
+        assert_eq!(
+            all("select (select max(a) from t), exists (select 1)", 2),
+            vec!["max", "exists"]
+        );
         assert_eq!(all("select 1 union all select 2", 1), vec!["?column?"]);
         assert!(names("select *, * from t", 4).is_none());
         assert!(names("values (1)", 1).is_none());

@@ -31,8 +31,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             Token::SemiColon | Token::EOF => {}
             _ => {
                 let found = parser.peek_token();
-                return Err(Error::syntax(format!("syntax error at or near \"{}\"", found.token))
-                    .with_detail(format!("at {}", found.span.start)));
+                return Err(
+                    Error::syntax(format!("syntax error at or near \"{}\"", found.token))
+                        .with_detail(format!("at {}", found.span.start)),
+                );
             }
         }
     }
@@ -43,8 +45,11 @@ fn syntax(err: ParserError) -> Error {
     let msg = match &err {
         ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
         ParserError::RecursionLimitExceeded => {
-            return Error::new(ErrorKind::StatementTooComplex, "statement is too deeply nested")
-                .with_hint("Simplify the statement or split it up.");
+            return Error::new(
+                ErrorKind::StatementTooComplex,
+                "statement is too deeply nested",
+            )
+            .with_hint("Simplify the statement or split it up.");
         }
     };
     Error::syntax(format!("syntax error: {msg}"))
@@ -62,16 +67,22 @@ fn parse_statement(p: &mut Parser) -> Result<Statement> {
     let words = peek_words::<4>(p);
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     match w.as_slice() {
-        ["CREATE", "TABLE", ..] | ["CREATE", "TRANSIENT", "TABLE", ..] | ["CREATE", "OR", "REPLACE", "TABLE"] => {
+        ["CREATE", "TABLE", ..]
+        | ["CREATE", "TRANSIENT", "TABLE", ..]
+        | ["CREATE", "OR", "REPLACE", "TABLE"] => {
             p.next_token();
             let or_replace = p.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
             // Databend's TRANSIENT tables are ordinary tables here.
             let _transient = p.parse_keyword(Keyword::TRANSIENT);
             p.next_token();
             if or_replace {
-                return Err(Error::unsupported("CREATE OR REPLACE TABLE is not supported"));
+                return Err(Error::unsupported(
+                    "CREATE OR REPLACE TABLE is not supported",
+                ));
             }
-            let create = p.parse_create_table(false, false, None, false).map_err(syntax)?;
+            let create = p
+                .parse_create_table(false, false, None, false)
+                .map_err(syntax)?;
             create_table(p, create)
         }
         ["SHOW", "TABLES", ..] => {
@@ -121,13 +132,18 @@ fn create_table(p: &mut Parser, create: ast::CreateTable) -> Result<Statement> {
         location = Some(StorageLocation::parse(&uri, options)?);
     }
     let mut options = BTreeMap::new();
-    if let CreateTableOptions::With(opts) | CreateTableOptions::Plain(opts) = &create.table_options {
+    if let CreateTableOptions::With(opts) | CreateTableOptions::Plain(opts) = &create.table_options
+    {
         for opt in opts {
             match opt {
                 SqlOption::KeyValue { key, value } => {
                     options.insert(normalize_ident(key), option_value(value)?);
                 }
-                other => return Err(Error::unsupported(format!("table option {other} is not supported"))),
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "table option {other} is not supported"
+                    )));
+                }
             }
         }
     }
@@ -139,7 +155,11 @@ fn create_table(p: &mut Parser, create: ast::CreateTable) -> Result<Statement> {
             Token::SingleQuotedString(s) => s,
             Token::Number(n, _) => n,
             Token::Word(w) => w.value,
-            other => return Err(Error::syntax(format!("syntax error at or near \"{other}\""))),
+            other => {
+                return Err(Error::syntax(format!(
+                    "syntax error at or near \"{other}\""
+                )));
+            }
         };
         options.insert(key.value.to_ascii_lowercase(), value);
         let _ = p.consume_token(&Token::Comma);
@@ -228,7 +248,9 @@ fn option_value(expr: &Expr) -> Result<String> {
             other => Ok(other.to_string()),
         },
         Expr::Identifier(id) => Ok(id.value.clone()),
-        other => Err(Error::unsupported(format!("option value {other} is not supported"))),
+        other => Err(Error::unsupported(format!(
+            "option value {other} is not supported"
+        ))),
     }
 }
 
@@ -246,8 +268,14 @@ fn idents(name: &ObjectName) -> Result<Vec<String>> {
 fn table_name(name: &ObjectName) -> Result<TableName> {
     let parts = idents(name)?;
     match parts.as_slice() {
-        [t] => Ok(TableName { database: None, name: t.clone() }),
-        [db, t] => Ok(TableName { database: Some(db.clone()), name: t.clone() }),
+        [t] => Ok(TableName {
+            database: None,
+            name: t.clone(),
+        }),
+        [db, t] => Ok(TableName {
+            database: Some(db.clone()),
+            name: t.clone(),
+        }),
         _ => Err(Error::new(
             ErrorKind::Syntax,
             format!("improper qualified name (too many dotted names): {name}"),
@@ -267,7 +295,10 @@ fn single_name(name: &ObjectName) -> Result<String> {
 fn call_arg(arg: &FunctionArg) -> Result<String> {
     let expr = match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
-        FunctionArg::Named { arg: FunctionArgExpr::Expr(e), .. } => e,
+        FunctionArg::Named {
+            arg: FunctionArgExpr::Expr(e),
+            ..
+        } => e,
         other => return Err(Error::syntax(format!("invalid CALL argument {other}"))),
     };
     option_value(expr)
@@ -278,14 +309,28 @@ fn route(stmt: ast::Statement) -> Result<Statement> {
     use ast::Statement as S;
     match stmt {
         S::Query(_) | S::Insert(_) | S::Explain { .. } => Ok(Statement::Query(Box::new(stmt))),
-        S::CreateDatabase { db_name, if_not_exists, .. } => Ok(Statement::CreateDatabase {
+        S::CreateDatabase {
+            db_name,
+            if_not_exists,
+            ..
+        } => Ok(Statement::CreateDatabase {
             name: single_name(&db_name)?,
             if_not_exists,
         }),
-        S::CreateSchema { schema_name: ast::SchemaName::Simple(name), if_not_exists, .. } => {
-            Ok(Statement::CreateDatabase { name: single_name(&name)?, if_not_exists })
-        }
-        S::Drop { object_type, if_exists, names, .. } => match object_type {
+        S::CreateSchema {
+            schema_name: ast::SchemaName::Simple(name),
+            if_not_exists,
+            ..
+        } => Ok(Statement::CreateDatabase {
+            name: single_name(&name)?,
+            if_not_exists,
+        }),
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => match object_type {
             ObjectType::Table => Ok(Statement::DropTable {
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists,
@@ -294,18 +339,25 @@ fn route(stmt: ast::Statement) -> Result<Statement> {
                 let [name] = names.as_slice() else {
                     return Err(Error::syntax("DROP DATABASE takes one name"));
                 };
-                Ok(Statement::DropDatabase { name: single_name(name)?, if_exists })
+                Ok(Statement::DropDatabase {
+                    name: single_name(name)?,
+                    if_exists,
+                })
             }
             other => Err(Error::unsupported(format!("DROP {other} is not supported"))),
         },
         S::Use(ast::Use::Object(name) | ast::Use::Database(name) | ast::Use::Schema(name)) => {
-            Ok(Statement::Use { database: single_name(&name)? })
+            Ok(Statement::Use {
+                database: single_name(&name)?,
+            })
         }
         S::Call(function) => {
             let procedure = function.name.to_string();
             let args = match &function.args {
                 FunctionArguments::None => Vec::new(),
-                FunctionArguments::List(list) => list.args.iter().map(call_arg).collect::<Result<_>>()?,
+                FunctionArguments::List(list) => {
+                    list.args.iter().map(call_arg).collect::<Result<_>>()?
+                }
                 FunctionArguments::Subquery(_) => {
                     return Err(Error::syntax("CALL takes literal arguments"));
                 }
@@ -314,28 +366,46 @@ fn route(stmt: ast::Statement) -> Result<Statement> {
         }
         S::StartTransaction { .. } => Ok(Statement::Begin),
         S::Commit { .. } => Ok(Statement::Commit),
-        S::Rollback { savepoint: None, .. } => Ok(Statement::Rollback),
-        S::Set(ast::Set::SingleAssignment { variable, values, .. }) => {
+        S::Rollback {
+            savepoint: None, ..
+        } => Ok(Statement::Rollback),
+        S::Set(ast::Set::SingleAssignment {
+            variable, values, ..
+        }) => {
             let value = values
                 .iter()
                 .map(|v| option_value(v).unwrap_or_else(|_| v.to_string()))
                 .collect::<Vec<_>>()
                 .join(", ");
-            Ok(Statement::Set { name: variable.to_string().to_ascii_lowercase(), value })
+            Ok(Statement::Set {
+                name: variable.to_string().to_ascii_lowercase(),
+                value,
+            })
         }
         S::Set(ast::Set::SetTimeZone { value, .. }) => Ok(Statement::Set {
             name: "timezone".into(),
             value: option_value(&value).unwrap_or_else(|_| value.to_string()),
         }),
         S::ShowVariable { variable } => Ok(Statement::Show {
-            name: variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join(" "),
+            name: variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" "),
         }),
-        S::ShowCreate { obj_type: ast::ShowCreateObject::Table, obj_name } => {
-            Ok(Statement::ShowCreateTable { name: table_name(&obj_name)? })
-        }
+        S::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table,
+            obj_name,
+        } => Ok(Statement::ShowCreateTable {
+            name: table_name(&obj_name)?,
+        }),
         other => {
             let text = other.to_string();
-            let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
             Err(Error::unsupported(format!("{head} is not supported")))
         }
     }
@@ -354,7 +424,9 @@ mod tests {
              CONNECTION = (access_key_id ='AK' secret_access_key ='SK', endpoint_url = 'http://127.0.0.1:9000');",
         )
         .unwrap();
-        let [Statement::CreateTable(c)] = stmts.as_slice() else { panic!("{stmts:?}") };
+        let [Statement::CreateTable(c)] = stmts.as_slice() else {
+            panic!("{stmts:?}")
+        };
         assert_eq!(c.name.name, "t");
         assert_eq!(c.columns[0].ty, ColumnType::Int32);
         assert!(!c.columns[0].nullable);
@@ -369,22 +441,34 @@ mod tests {
     #[test]
     fn table_options_both_styles() {
         let stmts = parse("create table t (a int) with (row_per_block = 100); create table u (a int) ROW_PER_BLOCK = 5").unwrap();
-        let [Statement::CreateTable(a), Statement::CreateTable(b)] = stmts.as_slice() else { panic!() };
-        assert_eq!(a.options.get("row_per_block").map(String::as_str), Some("100"));
-        assert_eq!(b.options.get("row_per_block").map(String::as_str), Some("5"));
+        let [Statement::CreateTable(a), Statement::CreateTable(b)] = stmts.as_slice() else {
+            panic!()
+        };
+        assert_eq!(
+            a.options.get("row_per_block").map(String::as_str),
+            Some("100")
+        );
+        assert_eq!(
+            b.options.get("row_per_block").map(String::as_str),
+            Some("5")
+        );
     }
 
     #[test]
     fn call_system_procedure() {
         let stmts = parse("CALL system$fuse_amend('default', 't')").unwrap();
-        let [Statement::Call { procedure, args }] = stmts.as_slice() else { panic!() };
+        let [Statement::Call { procedure, args }] = stmts.as_slice() else {
+            panic!()
+        };
         assert_eq!(procedure, "system$fuse_amend");
         assert_eq!(args, &vec!["default".to_string(), "t".to_string()]);
     }
 
     #[test]
     fn routing_and_multi_statements() {
-        let stmts = parse("USE db1; SHOW TABLES; show databases; SELECT 1; ;; INSERT INTO x VALUES (1)").unwrap();
+        let stmts =
+            parse("USE db1; SHOW TABLES; show databases; SELECT 1; ;; INSERT INTO x VALUES (1)")
+                .unwrap();
         assert!(matches!(stmts[0], Statement::Use { ref database } if database == "db1"));
         assert!(matches!(stmts[1], Statement::ShowTables { database: None }));
         assert!(matches!(stmts[2], Statement::ShowDatabases));
@@ -397,16 +481,41 @@ mod tests {
     #[test]
     fn identifiers_fold_like_postgres() {
         let stmts = parse("DROP TABLE IF EXISTS Db.\"MixedCase\"").unwrap();
-        let [Statement::DropTable { names, if_exists: true }] = stmts.as_slice() else { panic!() };
-        assert_eq!(names[0], TableName { database: Some("db".into()), name: "MixedCase".into() });
+        let [
+            Statement::DropTable {
+                names,
+                if_exists: true,
+            },
+        ] = stmts.as_slice()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            names[0],
+            TableName {
+                database: Some("db".into()),
+                name: "MixedCase".into()
+            }
+        );
     }
 
     #[test]
     fn errors_have_sqlstates() {
         assert_eq!(parse("SELEC 1").unwrap_err().sqlstate(), "42601");
-        assert_eq!(parse("CREATE TABLE t(a geometry)").unwrap_err().sqlstate(), "0A000");
-        assert_eq!(parse("CREATE TABLE t(a numeric(50,2))").unwrap_err().sqlstate(), "22023");
-        let err = parse("CREATE TABLE t(a int) 's3://b/p/' CONNECTION = (secret_access_key = SECRET1 + 1)").unwrap_err();
+        assert_eq!(
+            parse("CREATE TABLE t(a geometry)").unwrap_err().sqlstate(),
+            "0A000"
+        );
+        assert_eq!(
+            parse("CREATE TABLE t(a numeric(50,2))")
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
+        let err = parse(
+            "CREATE TABLE t(a int) 's3://b/p/' CONNECTION = (secret_access_key = SECRET1 + 1)",
+        )
+        .unwrap_err();
         assert!(!err.message().contains("SECRET1"), "{err:?}");
     }
 }

@@ -17,7 +17,9 @@ pub fn column_type(data_type: &DataType) -> Result<ColumnType> {
         D::Real | D::Float4 | D::Float32 => ColumnType::Float32,
         D::Double(_) | D::DoublePrecision | D::Float8 | D::Float64 => ColumnType::Float64,
         D::Float(info) => match info {
-            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _) if *p <= 24 => {
+            ExactNumberInfo::Precision(p) | ExactNumberInfo::PrecisionAndScale(p, _)
+                if *p <= 24 =>
+            {
                 ColumnType::Float32
             }
             _ => ColumnType::Float64,

@@ -49,14 +49,18 @@ impl StorageLocation {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        let (scheme, rest) = uri
-            .split_once("://")
-            .ok_or_else(|| invalid(format!("invalid location {uri:?}: expected s3://bucket/path/ or fs:///absolute/path/")))?;
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+            invalid(format!(
+                "invalid location {uri:?}: expected s3://bucket/path/ or fs:///absolute/path/"
+            ))
+        })?;
         match scheme.to_ascii_lowercase().as_str() {
             "s3" => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(invalid(format!("invalid location {uri:?}: the bucket name is missing")));
+                    return Err(invalid(format!(
+                        "invalid location {uri:?}: the bucket name is missing"
+                    )));
                 }
                 for key in options.keys() {
                     if !S3_OPTIONS.contains(&key.as_str()) {
@@ -68,7 +72,9 @@ impl StorageLocation {
                 }
                 if let Some(v) = options.get("enable_virtual_host_style") {
                     parse_bool(v).ok_or_else(|| {
-                        invalid(format!("enable_virtual_host_style must be true or false, not {v:?}"))
+                        invalid(format!(
+                            "enable_virtual_host_style must be true or false, not {v:?}"
+                        ))
                     })?;
                 }
                 Ok(StorageLocation {
@@ -85,7 +91,9 @@ impl StorageLocation {
                     )));
                 }
                 if let Some(key) = options.keys().next() {
-                    return Err(invalid(format!("an fs location takes no CONNECTION options, got {key:?}")));
+                    return Err(invalid(format!(
+                        "an fs location takes no CONNECTION options, got {key:?}"
+                    )));
                 }
                 Ok(StorageLocation {
                     scheme: Scheme::Fs,
@@ -207,14 +215,21 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_s3_with_options() {
         let loc = StorageLocation::parse(
             "s3://bucket/fail-safe/",
-            opts(&[("ACCESS_KEY_ID", "AK"), ("secret_access_key", "SK"), ("endpoint_url", "http://x")]),
+            opts(&[
+                ("ACCESS_KEY_ID", "AK"),
+                ("secret_access_key", "SK"),
+                ("endpoint_url", "http://x"),
+            ]),
         )
         .unwrap();
         assert_eq!(loc.bucket, "bucket");

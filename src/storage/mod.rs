@@ -16,8 +16,8 @@ use futures::StreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind as OdErrorKind, Operator};
 
-pub use self::location::{Scheme, StorageLocation};
 pub(crate) use self::location::parse_bool;
+pub use self::location::{Scheme, StorageLocation};
 pub use self::parquet::{BlockReader, BlockWriter};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -386,8 +386,18 @@ mod tests {
     async fn write_if_absent_refuses_an_existing_object() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(&StorageLocation::local(dir.path().to_str().unwrap())).unwrap();
-        assert!(storage.write_if_absent("a/1", Bytes::from_static(b"x")).await.unwrap());
-        assert!(!storage.write_if_absent("a/1", Bytes::from_static(b"y")).await.unwrap());
+        assert!(
+            storage
+                .write_if_absent("a/1", Bytes::from_static(b"x"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !storage
+                .write_if_absent("a/1", Bytes::from_static(b"y"))
+                .await
+                .unwrap()
+        );
         assert_eq!(storage.read("a/1").await.unwrap(), Bytes::from_static(b"x"));
         assert!(!storage.capabilities().restore);
         let listed = storage.list("a/").await.unwrap();
@@ -405,7 +415,10 @@ mod tests {
 
     #[test]
     fn scrub_masks_secrets() {
-        let s = scrub("key AKIA123 and SECRETXYZ", &["AKIA123".into(), "SECRETXYZ".into()]);
+        let s = scrub(
+            "key AKIA123 and SECRETXYZ",
+            &["AKIA123".into(), "SECRETXYZ".into()],
+        );
         assert_eq!(s, "key ****** and ******");
     }
 }

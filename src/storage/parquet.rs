@@ -50,8 +50,9 @@ impl BlockReader {
                 .reader_with(&self.path)
                 .await
                 .map_err(|e| external(self.storage.map_err(e, "read", &self.path)))?;
-            self.inner =
-                Some(AsyncReader::new(reader, self.size).with_prefetch_footer_size(FOOTER_PREFETCH));
+            self.inner = Some(
+                AsyncReader::new(reader, self.size).with_prefetch_footer_size(FOOTER_PREFETCH),
+            );
         }
         // Set just above when it was empty.
         self.inner

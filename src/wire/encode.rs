@@ -53,9 +53,14 @@ pub fn response(output: Output, format: &Format) -> PgWireResult<Response> {
     Ok(match output {
         Output::Rows { schema, stream } => {
             let fields = Arc::new(fields(&schema, format)?);
-            Response::Query(QueryResponse::new(fields.clone(), row_stream(fields, stream)))
+            Response::Query(QueryResponse::new(
+                fields.clone(),
+                row_stream(fields, stream),
+            ))
         }
-        Output::Command(tag) | Output::ParameterChanged { tag, .. } => Response::Execution(Tag::new(&tag)),
+        Output::Command(tag) | Output::ParameterChanged { tag, .. } => {
+            Response::Execution(Tag::new(&tag))
+        }
         Output::TransactionStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
     })

@@ -15,7 +15,11 @@ pub fn fatal(err: Error) -> PgWireError {
 }
 
 fn error_info(err: &Error, severity: &str) -> ErrorInfo {
-    let mut info = ErrorInfo::new(severity.to_string(), err.sqlstate().to_string(), err.message().to_string());
+    let mut info = ErrorInfo::new(
+        severity.to_string(),
+        err.sqlstate().to_string(),
+        err.message().to_string(),
+    );
     info.detail = err.detail().map(str::to_string);
     info.hint = err.hint().map(str::to_string);
     info

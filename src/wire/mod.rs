@@ -16,25 +16,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
-    LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
+    LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication,
+    protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
-use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
+};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::messages::simplequery::Query;
 use tokio::sync::Mutex;
 
 pub use self::error::to_pgwire;
@@ -72,7 +74,9 @@ impl Connection {
         let session = Arc::new(Mutex::new(None));
         Arc::new(Connection {
             ctx,
-            parser: Arc::new(StatementParser { session: session.clone() }),
+            parser: Arc::new(StatementParser {
+                session: session.clone(),
+            }),
             session,
         })
     }
@@ -103,7 +107,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
 }
 
 fn no_session() -> PgWireError {
-    to_pgwire(Error::new(ErrorKind::ProtocolViolation, "the connection has no session yet"))
+    to_pgwire(Error::new(
+        ErrorKind::ProtocolViolation,
+        "the connection has no session yet",
+    ))
 }
 
 struct SessionParameters(Vec<(String, String)>);
@@ -116,7 +123,11 @@ impl ServerParameterProvider for SessionParameters {
 
 #[async_trait]
 impl StartupHandler for Connection {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -132,11 +143,12 @@ impl StartupHandler for Connection {
         let requested = login.database().unwrap_or(DEFAULT_DATABASE).to_string();
         // Clients that assume PostgreSQL's stock database land in the default one.
         let fuse = &self.ctx.instance.fuse;
-        let database = if requested == "postgres" && fuse.catalog().cached().database("postgres").is_none() {
-            DEFAULT_DATABASE.to_string()
-        } else {
-            requested
-        };
+        let database =
+            if requested == "postgres" && fuse.catalog().cached().database("postgres").is_none() {
+                DEFAULT_DATABASE.to_string()
+            } else {
+                requested
+            };
         let (pid, key) = self.ctx.pids.generate(client);
         client.set_pid_and_secret_key(pid, key);
         let settings = Settings::from_startup(client.metadata().iter());
@@ -160,7 +172,10 @@ where
 {
     if let Output::ParameterChanged { name, value, .. } = &output {
         client
-            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.clone(), value.clone())))
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name.clone(),
+                value.clone(),
+            )))
             .await?;
     }
     match encode::response(output, &Format::UnifiedText)? {
@@ -201,7 +216,9 @@ impl SimpleQueryHandler for Connection {
             let statements = session.parse(&query.query).map_err(to_pgwire)?;
             if statements.is_empty() {
                 client
-                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
                     .await?;
             }
             for statement in statements {
@@ -215,7 +232,9 @@ impl SimpleQueryHandler for Connection {
         result?;
         let status = client.transaction_status();
         client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
             .await?;
         Ok(())
     }
@@ -228,7 +247,9 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // on_query above handles every Query message.
-        Err(to_pgwire(Error::internal("unexpected simple query dispatch")))
+        Err(to_pgwire(Error::internal(
+            "unexpected simple query dispatch",
+        )))
     }
 }
 
@@ -241,7 +262,12 @@ pub struct StatementParser {
 impl QueryParser for StatementParser {
     type Statement = Arc<Prepared>;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -252,10 +278,18 @@ impl QueryParser for StatementParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.iter().map(|t| encode::param_type(t.as_ref())).collect())
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|t| encode::param_type(t.as_ref()))
+            .collect())
     }
 
-    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         encode::fields(&stmt.schema, format.unwrap_or(&Format::UnifiedText))
     }
 }
@@ -290,25 +324,39 @@ impl ExtendedQueryHandler for Connection {
                     .get(i)
                     .cloned()
                     .flatten()
-                    .unwrap_or_else(|| encode::param_type(prepared.param_types.get(i).and_then(|t| t.as_ref())))
+                    .unwrap_or_else(|| {
+                        encode::param_type(prepared.param_types.get(i).and_then(|t| t.as_ref()))
+                    })
             })
             .collect();
         let fields = encode::fields(&prepared.schema, &Format::UnifiedText)?;
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = encode::fields(&portal.statement.statement.schema, &portal.result_column_format)?;
+        let fields = encode::fields(
+            &portal.statement.statement.schema,
+            &portal.result_column_format,
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -327,10 +375,16 @@ impl ExtendedQueryHandler for Connection {
         };
         let mut guard = self.session.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        let output = session.execute_prepared(&prepared, params).await.map_err(to_pgwire)?;
+        let output = session
+            .execute_prepared(&prepared, params)
+            .await
+            .map_err(to_pgwire)?;
         if let Output::ParameterChanged { name, value, .. } = &output {
             client
-                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.clone(), value.clone())))
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.clone(),
+                    value.clone(),
+                )))
                 .await?;
         }
         encode::response(output, &portal.result_column_format)

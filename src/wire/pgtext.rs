@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray,
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
-use arrow::datatypes::{DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
 /// Renders the text-format columns whose PostgreSQL text differs from pgwire's.
@@ -48,19 +49,45 @@ pub fn render(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
 }
 
 fn rendered_here(dt: &DataType) -> bool {
-    matches!(dt, DataType::Timestamp(_, None) | DataType::Float32 | DataType::Float64)
+    matches!(
+        dt,
+        DataType::Timestamp(_, None) | DataType::Float32 | DataType::Float64
+    )
 }
 
 fn render_column(array: &ArrayRef) -> ArrayRef {
     let strings: StringArray = match array.data_type() {
-        DataType::Float64 => array.as_primitive::<Float64Type>().iter().map(|v| v.map(|v| float8(v))).collect(),
-        DataType::Float32 => array.as_primitive::<Float32Type>().iter().map(|v| v.map(|v| float4(v))).collect(),
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| float8(v)))
+            .collect(),
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(|v| float4(v)))
+            .collect(),
         DataType::Timestamp(unit, None) => {
             let micros: Vec<Option<i64>> = match unit {
-                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().iter().map(|v| v.map(|s| s * 1_000_000)).collect(),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().iter().map(|v| v.map(|s| s * 1_000)).collect(),
-                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().iter().collect(),
-                TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().iter().map(|v| v.map(|s| s.div_euclid(1_000))).collect(),
+                TimeUnit::Second => array
+                    .as_primitive::<TimestampSecondType>()
+                    .iter()
+                    .map(|v| v.map(|s| s * 1_000_000))
+                    .collect(),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .map(|v| v.map(|s| s * 1_000))
+                    .collect(),
+                TimeUnit::Microsecond => array
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .iter()
+                    .collect(),
+                TimeUnit::Nanosecond => array
+                    .as_primitive::<TimestampNanosecondType>()
+                    .iter()
+                    .map(|v| v.map(|s| s.div_euclid(1_000)))
+                    .collect(),
             };
             micros.into_iter().map(|v| v.map(timestamp)).collect()
         }
@@ -108,10 +135,18 @@ fn float_text(v: f64, shortest: &str, precision: i32) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Split ryu's output into sign, digits and decimal exponent.
     let (negative, body) = match shortest.strip_prefix('-') {
@@ -141,7 +176,11 @@ fn float_text(v: f64, shortest: &str, precision: i32) -> String {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        out.push_str(&format!("e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs()));
+        out.push_str(&format!(
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        ));
     } else if point <= 0 {
         out.push_str("0.");
         out.push_str(&"0".repeat((-point) as usize));

@@ -1,0 +1,178 @@
+//! Test harness: runs the real fusegate binary on a free port with a temporary
+//! data directory, and connects real clients to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub port: u16,
+    data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// The server's log, kept for failure messages.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> TestServer {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("data");
+        let mut server = TestServer::start_in(&dir);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on `data_dir` (kept after the server stops).
+    pub fn start_in(data_dir: &Path) -> TestServer {
+        let mut server = TestServer {
+            child: None,
+            port: 0,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            log: Default::default(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--log")
+            .arg("info,fusegate=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start fusegate");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("fusegate ready")
+                    && let Some(addr) = line.split("listen=").nth(1)
+                {
+                    let addr = addr
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "fusegate did not start:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                )
+            });
+        self.port = addr.rsplit(':').next().unwrap().parse().expect("port");
+        self.child = Some(child);
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn conn_str(&self, db: &str) -> String {
+        format!("host=127.0.0.1 port={} user=tester dbname={db}", self.port)
+    }
+
+    pub async fn client(&self) -> Client {
+        self.client_on("default").await
+    }
+
+    pub async fn client_on(&self, db: &str) -> Client {
+        let (client, conn) = tokio_postgres::connect(&self.conn_str(db), NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()));
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(err: &tokio_postgres::Error) -> String {
+    err.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {err}"))
+}
+
+/// Runs `sql` with the simple protocol and returns rows as text.
+pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// One text value per row, for single-column results.
+pub async fn column(client: &Client, sql: &str) -> Vec<Option<String>> {
+    rows(client, sql)
+        .await
+        .into_iter()
+        .map(|mut r| r.remove(0))
+        .collect()
+}
+
+pub async fn scalar(client: &Client, sql: &str) -> String {
+    column(client, sql).await.remove(0).expect("not null")
+}

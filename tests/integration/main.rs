@@ -1,0 +1,11 @@
+//! Integration tests: the real server binary, real clients (tokio-postgres with
+//! the simple and the extended protocol, psql as a subprocess).
+
+mod common;
+mod durability;
+mod errors;
+mod protocol;
+mod pruning;
+mod psql;
+mod sql;
+mod types;

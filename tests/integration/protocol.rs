@@ -1,0 +1,204 @@
+//! Protocol mechanics: multi-statement and empty queries, prepared statements,
+//! parameters, portals with row limits, startup parameters, graceful shutdown.
+
+use futures::{StreamExt, TryStreamExt, pin_mut};
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::types::Type;
+
+use crate::common::{TestServer, column, scalar};
+
+#[tokio::test]
+async fn simple_query_with_several_statements_and_empty_ones() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    let msgs = c
+        .simple_query("CREATE TABLE s (a INT); INSERT INTO s VALUES (1), (2); ; SELECT a FROM s ORDER BY a; SELECT 'x' AS y")
+        .await
+        .unwrap();
+    let summary: Vec<String> = msgs
+        .iter()
+        .map(|m| match m {
+            SimpleQueryMessage::Row(r) => format!("row {}", r.get(0).unwrap()),
+            SimpleQueryMessage::CommandComplete(n) => format!("complete {n}"),
+            SimpleQueryMessage::RowDescription(cols) => format!(
+                "cols {}",
+                cols.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")
+            ),
+            _ => "other".to_string(),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            "complete 0",
+            "complete 2",
+            "cols a",
+            "row 1",
+            "row 2",
+            "complete 2",
+            "cols y",
+            "row x",
+            "complete 1"
+        ]
+    );
+    // An empty query string and a comment-only one are fine.
+    // tokio-postgres reports PostgreSQL's EmptyQueryResponse as "complete 0".
+    let empty = c.simple_query("").await.unwrap();
+    assert!(matches!(
+        empty.as_slice(),
+        [SimpleQueryMessage::CommandComplete(0)]
+    ));
+    c.batch_execute("-- just a comment").await.unwrap();
+    assert_eq!(scalar(&c, "SELECT 1 + 1").await, "2");
+}
+
+#[tokio::test]
+async fn prepared_statements_and_parameters() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE p (id BIGINT, name TEXT)")
+        .await
+        .unwrap();
+    let insert = c.prepare("INSERT INTO p VALUES ($1, $2)").await.unwrap();
+    for i in 0..20i64 {
+        c.execute(&insert, &[&i, &format!("n{i}")]).await.unwrap();
+    }
+    // Parameter types inferred by the server, result columns described.
+    let select = c
+        .prepare("SELECT id, name FROM p WHERE id >= $1 AND name <> $2 ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(select.params(), &[Type::INT8, Type::TEXT]);
+    assert_eq!(
+        select
+            .columns()
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>(),
+        vec!["id", "name"]
+    );
+    let rows = c.query(&select, &[&15i64, &"n16"]).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(),
+        vec![15, 17, 18, 19]
+    );
+    // The same statement sees rows committed after it was prepared.
+    c.execute(&insert, &[&100i64, &"late"]).await.unwrap();
+    assert_eq!(c.query(&select, &[&99i64, &""]).await.unwrap().len(), 1);
+    // Types given by the client at Parse are used.
+    let typed = c
+        .prepare_typed("SELECT $1 + 1 AS v", &[Type::INT8])
+        .await
+        .unwrap();
+    assert_eq!(typed.params(), &[Type::INT8]);
+    assert_eq!(
+        c.query_one(&typed, &[&41i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        42
+    );
+    // A cast tells the type of an otherwise untyped parameter, as in PostgreSQL.
+    let cast = c.prepare("SELECT $1::int AS v").await.unwrap();
+    assert_eq!(cast.params(), &[Type::INT4]);
+    assert_eq!(
+        c.query_one(&cast, &[&7i32]).await.unwrap().get::<_, i32>(0),
+        7
+    );
+    // Statements without results, through the extended protocol.
+    assert_eq!(c.execute("CREATE TABLE q (a INT)", &[]).await.unwrap(), 0);
+    let show = c.query("SHOW TABLES", &[]).await.unwrap();
+    assert_eq!(show.len(), 2);
+}
+
+#[tokio::test]
+async fn portals_fetch_in_batches() {
+    let server = TestServer::start();
+    let mut c = server.client().await;
+    c.batch_execute("CREATE TABLE r AS SELECT * FROM generate_series(1, 10) AS g(v)")
+        .await
+        .unwrap();
+    let tx = c.transaction().await.unwrap();
+    let stmt = tx.prepare("SELECT v FROM r ORDER BY v").await.unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let batch = tx.query_portal(&portal, 3).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 3);
+        seen.extend(batch.iter().map(|r| r.get::<_, i64>(0)));
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<i64>>());
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn large_results_stream() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE big AS SELECT v, v * 2 AS w FROM generate_series(1, 300000) AS g(v)",
+    )
+    .await
+    .unwrap();
+    let stream = c
+        .query_raw("SELECT v, w FROM big", Vec::<i64>::new())
+        .await
+        .unwrap();
+    pin_mut!(stream);
+    let mut n = 0u64;
+    let mut sum = 0i64;
+    while let Some(row) = stream.next().await {
+        let row = row.unwrap();
+        sum += row.get::<_, i64>(0);
+        n += 1;
+    }
+    assert_eq!(n, 300000);
+    assert_eq!(sum, 300000 * 300001 / 2);
+    let all: Vec<_> = c
+        .query_raw("SELECT v FROM big WHERE v <= 5", Vec::<i64>::new())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+}
+
+#[tokio::test]
+async fn startup_parameters_and_settings() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    assert_eq!(scalar(&c, "SHOW server_encoding").await, "UTF8");
+    assert_eq!(scalar(&c, "SHOW DateStyle").await, "ISO, MDY");
+    assert!(scalar(&c, "SHOW server_version").await.starts_with("16."));
+    c.batch_execute("SET application_name = 'tests'")
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&c, "SHOW application_name").await,
+        vec![Some("tests".into())]
+    );
+    c.batch_execute("SET extra_float_digits TO 3")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SHOW extra_float_digits").await, "3");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_data_survives() {
+    let mut server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE k (a INT); INSERT INTO k VALUES (1), (2)")
+        .await
+        .unwrap();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
+    assert!(server.log().contains("fusegate stopped"));
+    let dir = server.data_dir().to_path_buf();
+    let again = TestServer::start_in(&dir);
+    let c = again.client().await;
+    assert_eq!(scalar(&c, "SELECT sum(a) FROM k").await, "3");
+}

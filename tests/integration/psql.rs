@@ -1,0 +1,64 @@
+//! psql, the reference client, as a subprocess.
+
+use std::process::Command;
+
+use crate::common::TestServer;
+
+fn psql(server: &TestServer, args: &[&str], script: &str) -> (String, String, bool) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "tester",
+            "-d",
+            "default",
+        ])
+        .args(["-X", "-v", "ON_ERROR_STOP=0"])
+        .args(args)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("psql is installed");
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test]
+async fn psql_session() {
+    let server = TestServer::start();
+    let (out, err, ok) = psql(
+        &server,
+        &["-A", "-t", "-F", "|"],
+        "CREATE TABLE fruits (name VARCHAR(20) NOT NULL, price NUMERIC(6,2), fresh BOOLEAN, picked DATE);
+         INSERT INTO fruits VALUES ('apple', 1.20, true, '2024-05-01'), ('pear', 0.95, false, NULL);
+         SELECT name, price, fresh, picked FROM fruits ORDER BY name;
+         SELECT count(*) AS n, max(price) FROM fruits;",
+    );
+    assert!(ok, "psql failed: {err}");
+    assert_eq!(
+        out,
+        "CREATE TABLE\nINSERT 0 2\napple|1.20|t|2024-05-01\npear|0.95|f|\n2|1.20\n"
+    );
+
+    // Errors come back as psql prints PostgreSQL's, with the SQLSTATE.
+    let (_, err, _) = psql(&server, &["-v", "VERBOSITY=verbose"], "SELECT * FROM nope");
+    assert!(
+        err.contains("ERROR:  42P01: relation \"default.nope\" does not exist")
+            || err.contains("42P01"),
+        "{err}"
+    );
+
+    // Aligned output with headers, as a person sees it.
+    let (out, _, ok) = psql(&server, &[], "SELECT name, price FROM fruits WHERE fresh");
+    assert!(ok);
+    assert_eq!(
+        out,
+        " name  | price \n-------+-------\n apple |  1.20\n(1 row)\n\n"
+    );
+}
