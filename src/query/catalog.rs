@@ -10,7 +10,10 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
 
 use super::table::FuseTableProvider;
 use crate::fuse::FuseEngine;
@@ -21,13 +24,16 @@ pub const CATALOG_NAME: &str = "fusegate";
 pub struct FuseCatalogProvider {
     engine: Arc<FuseEngine>,
     system: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+    /// Plans column DEFAULT expressions (kept as SQL text in the catalog).
+    expr_planner: Arc<SessionState>,
 }
 
 impl FuseCatalogProvider {
-    pub fn new(engine: Arc<FuseEngine>) -> Self {
+    pub fn new(engine: Arc<FuseEngine>, expr_planner: Arc<SessionState>) -> Self {
         FuseCatalogProvider {
             engine,
             system: RwLock::new(HashMap::new()),
+            expr_planner,
         }
     }
 }
@@ -58,6 +64,7 @@ impl CatalogProvider for FuseCatalogProvider {
         Some(Arc::new(FuseSchemaProvider {
             engine: self.engine.clone(),
             db: name.to_string(),
+            expr_planner: self.expr_planner.clone(),
         }))
     }
 
@@ -79,6 +86,7 @@ impl CatalogProvider for FuseCatalogProvider {
 pub struct FuseSchemaProvider {
     engine: Arc<FuseEngine>,
     db: String,
+    expr_planner: Arc<SessionState>,
 }
 
 #[async_trait]
@@ -100,7 +108,13 @@ impl SchemaProvider for FuseSchemaProvider {
             .engine
             .table(&self.db, meta)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(Some(Arc::new(FuseTableProvider::new(table))))
+        let mut defaults = HashMap::new();
+        for col in &meta.schema.columns {
+            if let Some(sql) = &col.default {
+                defaults.insert(col.name.clone(), default_expr(&self.expr_planner, sql)?);
+            }
+        }
+        Ok(Some(Arc::new(FuseTableProvider::new(table, defaults))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -110,4 +124,9 @@ impl SchemaProvider for FuseSchemaProvider {
             .table(&self.db, name)
             .is_some()
     }
+}
+
+/// Plans a column's DEFAULT expression (no columns in scope, as in PostgreSQL).
+pub fn default_expr(planner: &SessionState, sql: &str) -> DFResult<Expr> {
+    planner.create_logical_expr(sql, &DFSchema::empty())
 }

@@ -49,6 +49,7 @@ pub struct QueryEngine {
     fuse: Arc<FuseEngine>,
     runtime: Arc<RuntimeEnv>,
     catalog: Arc<FuseCatalogProvider>,
+    expr_planner: datafusion::execution::SessionState,
 }
 
 impl QueryEngine {
@@ -60,8 +61,16 @@ impl QueryEngine {
             .with_disk_manager_builder(DiskManagerBuilder::default())
             .build_arc()
             .map_err(from_datafusion)?;
+        let expr_planner = SessionContext::new_with_config(
+            SessionConfig::new().set_str("datafusion.sql_parser.dialect", "PostgreSQL"),
+        )
+        .state();
         Ok(QueryEngine {
-            catalog: Arc::new(FuseCatalogProvider::new(fuse.clone())),
+            catalog: Arc::new(FuseCatalogProvider::new(
+                fuse.clone(),
+                Arc::new(expr_planner.clone()),
+            )),
+            expr_planner,
             fuse,
             runtime,
         })
@@ -69,6 +78,14 @@ impl QueryEngine {
 
     pub fn fuse(&self) -> &Arc<FuseEngine> {
         &self.fuse
+    }
+
+    /// Checks that a column DEFAULT expression plans (at CREATE TABLE, so that
+    /// a bad default fails there and not at every INSERT).
+    pub fn check_default(&self, sql: &str) -> Result<()> {
+        catalog::default_expr(&self.expr_planner, sql)
+            .map(|_| ())
+            .map_err(|e| from_datafusion(e).context(format!("invalid DEFAULT {sql}")))
     }
 
     /// A DataFusion context for one session, with `database` as its current database.
@@ -161,10 +178,9 @@ impl QueryPlan {
         use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
         use datafusion::logical_expr::{Cast, Expr, TryCast};
         let mut found = HashMap::new();
-        let _ =
-            self.plan.apply_with_subqueries(|node| {
-                node.apply_expressions(|expr| {
-                    expr.apply(|e| {
+        let _ = self.plan.apply_with_subqueries(|node| {
+            node.apply_expressions(|expr| {
+                expr.apply(|e| {
                         if let Expr::Cast(Cast { expr, field })
                         | Expr::TryCast(TryCast { expr, field }) = e
                             && let Expr::Placeholder(p) = expr.as_ref()
@@ -175,8 +191,8 @@ impl QueryPlan {
                         }
                         Ok(TreeNodeRecursion::Continue)
                     })
-                })
-            });
+            })
+        });
         found
     }
 

@@ -1,5 +1,6 @@
 //! A fuse table as a DataFusion `TableProvider`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -20,10 +21,12 @@ use crate::fuse::FuseTable;
 pub struct FuseTableProvider {
     table: FuseTable,
     schema: SchemaRef,
+    /// DEFAULT expressions by column name.
+    defaults: HashMap<String, Expr>,
 }
 
 impl FuseTableProvider {
-    pub fn new(table: FuseTable) -> Self {
+    pub fn new(table: FuseTable, defaults: HashMap<String, Expr>) -> Self {
         // DataFusion sees every column as nullable: it would otherwise plan
         // `INSERT ... VALUES (NULL)` into a non-nullable batch and fail with an
         // internal error. NOT NULL is enforced by the insert sink, with
@@ -39,6 +42,7 @@ impl FuseTableProvider {
         FuseTableProvider {
             table,
             schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+            defaults,
         }
     }
 }
@@ -57,8 +61,8 @@ impl TableProvider for FuseTableProvider {
         TableType::Base
     }
 
-    fn get_column_default(&self, _column: &str) -> Option<&Expr> {
-        None
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     fn supports_filters_pushdown(

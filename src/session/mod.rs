@@ -351,6 +351,11 @@ impl Session {
         let database = self.database_of(&create.name);
         match create.as_query {
             None => {
+                for column in &create.columns {
+                    if let Some(default) = &column.default {
+                        self.instance.query.check_default(default)?;
+                    }
+                }
                 let schema = schema_of(&create.columns)?;
                 ops::create_table(
                     &fuse,

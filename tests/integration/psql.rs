@@ -62,3 +62,31 @@ async fn psql_session() {
         " name  | price \n-------+-------\n apple |  1.20\n(1 row)\n\n"
     );
 }
+
+#[tokio::test]
+async fn quickstart_example_runs() {
+    let server = TestServer::start();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.sql");
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "tester",
+            "-d",
+            "default",
+        ])
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-f", file])
+        .output()
+        .expect("psql is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" ada      |      2 | 42.50"), "{stdout}");
+    assert!(stdout.contains("fuse_pruning"), "{stdout}");
+}

@@ -249,3 +249,57 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn column_defaults_fill_omitted_columns() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE d (id INT NOT NULL, status TEXT DEFAULT 'new', qty INT DEFAULT 1 + 1, at TIMESTAMP DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    c.batch_execute("INSERT INTO d (id) VALUES (1); INSERT INTO d (id, status) VALUES (2, 'old')")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT id, status, qty, at IS NOT NULL FROM d ORDER BY id"
+        )
+        .await,
+        vec![
+            vec![
+                Some("1".into()),
+                Some("new".into()),
+                Some("2".into()),
+                Some("t".into())
+            ],
+            vec![
+                Some("2".into()),
+                Some("old".into()),
+                Some("2".into()),
+                Some("t".into())
+            ],
+        ]
+    );
+    // No default and NOT NULL: the insert fails as in PostgreSQL.
+    assert_eq!(
+        sqlstate(
+            &c.batch_execute("INSERT INTO d (status) VALUES ('x')")
+                .await
+                .unwrap_err()
+        ),
+        "23502"
+    );
+    // A default that cannot be evaluated is refused when the table is created.
+    let err = c
+        .batch_execute("CREATE TABLE bad (a INT DEFAULT no_such_fn())")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42883");
+    assert_eq!(
+        sqlstate(&c.simple_query("SELECT * FROM bad").await.unwrap_err()),
+        "42P01"
+    );
+}
