@@ -3,6 +3,8 @@
 //! Layers, each depending only on those below it:
 //! `wire → session → sql → {query | ops | system} → fuse → storage`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 pub mod fuse;
 pub mod ops;

@@ -368,7 +368,7 @@ impl Catalog {
         {
             tracing::debug!(error = %e, "writing the catalog hint");
         }
-        if version % KEEP_VERSIONS == 0 {
+        if version.is_multiple_of(KEEP_VERSIONS) {
             self.prune(version).await;
         }
         Ok(Some(self.cached()))

@@ -60,12 +60,12 @@ fn render_column(array: &ArrayRef) -> ArrayRef {
         DataType::Float64 => array
             .as_primitive::<Float64Type>()
             .iter()
-            .map(|v| v.map(|v| float8(v)))
+            .map(|v| v.map(float8))
             .collect(),
         DataType::Float32 => array
             .as_primitive::<Float32Type>()
             .iter()
-            .map(|v| v.map(|v| float4(v)))
+            .map(|v| v.map(float4))
             .collect(),
         DataType::Timestamp(unit, None) => {
             let micros: Vec<Option<i64>> = match unit {

@@ -1,6 +1,8 @@
 //! Integration tests: the real server binary, real clients (tokio-postgres with
 //! the simple and the extended protocol, psql as a subprocess).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod durability;
 mod errors;
