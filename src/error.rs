@@ -71,6 +71,8 @@ pub enum ErrorKind {
     DependentObjectsStillExist,
     /// 55006
     ObjectInUse,
+    /// 55000: the object is not in the state the command needs (an unversioned bucket for Fail-Safe).
+    ObjectNotInPrerequisiteState,
     /// 40001: a concurrent writer changed what this statement read.
     SerializationFailure,
     /// 25P02
@@ -139,6 +141,7 @@ impl ErrorKind {
             InsufficientPrivilege => "42501",
             DependentObjectsStillExist => "2BP01",
             ObjectInUse => "55006",
+            ObjectNotInPrerequisiteState => "55000",
             SerializationFailure => "40001",
             InFailedTransaction => "25P02",
             ActiveTransaction => "25001",

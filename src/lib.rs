@@ -13,6 +13,7 @@ pub mod server;
 pub mod session;
 pub mod sql;
 pub mod storage;
+pub mod system;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};

@@ -39,8 +39,14 @@ impl FuseTable {
         meta: Arc<TableMeta>,
         storage: Storage,
     ) -> FuseTable {
+        let base = meta
+            .location
+            .clone()
+            .unwrap_or_else(|| engine.data_location().clone());
         let storage = storage.with_error_context(
             format!("table {db_name}.{}", meta.name),
+            &base,
+            &meta.root_dir(),
             Some(format!(
                 "The table's objects may have been deleted from its storage. If the bucket keeps object versions, CALL system$fuse_amend('{db_name}', '{}') restores them.",
                 meta.name

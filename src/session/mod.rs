@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 pub use self::settings::{SERVER_VERSION, Settings};
 use crate::bail;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
 use crate::fuse::schema::TableSchema;
 use crate::ops::{self, NewTable};
@@ -269,10 +269,13 @@ impl Session {
             Statement::ShowCreateTable { name } => {
                 show::create_table(&fuse, &self.database_of(&name), &name.name)
             }
-            Statement::Call { procedure, args } => Err(Error::new(
-                ErrorKind::UndefinedFunction,
-                format!("procedure {procedure}({}) does not exist", args.len()),
-            )),
+            Statement::Call { procedure, args } => {
+                let batch = crate::system::call(&fuse, &procedure, &args).await?;
+                Ok(Output::Rows {
+                    schema: batch.schema(),
+                    stream: Box::pin(futures::stream::iter(vec![Ok(batch)])),
+                })
+            }
             Statement::Begin => {
                 self.in_transaction = true;
                 Ok(Output::TransactionStart("BEGIN".into()))

@@ -40,6 +40,9 @@ pub fn result_schema(statement: &Statement, database: &str) -> SchemaRef {
         }
         Statement::ShowDatabases => text_schema(&["Database"]),
         Statement::ShowCreateTable { .. } => text_schema(&["Table", "Create Table"]),
+        Statement::Call { procedure, .. } => {
+            crate::system::result_schema(procedure).unwrap_or_else(|| Arc::new(Schema::empty()))
+        }
         Statement::Show { name } => {
             Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
         }

@@ -41,6 +41,31 @@ pub struct Capabilities {
     pub restore: bool,
     /// Writes can be made conditional on the object not existing.
     pub write_if_absent: bool,
+    /// Listings can show every version of an object, delete markers included.
+    pub list_versions: bool,
+}
+
+/// One version of an object (or a delete marker), from a versioned listing.
+#[derive(Debug, Clone)]
+pub struct ObjectVersion {
+    /// Path relative to the storage root.
+    pub path: String,
+    /// The service's version id; `"null"` on buckets that never kept versions.
+    pub version: Option<String>,
+    /// This is the object's latest version (or latest delete marker).
+    pub is_latest: bool,
+    /// A delete marker rather than content.
+    pub is_delete_marker: bool,
+}
+
+/// How to bring back a deleted object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// Remove the delete marker hiding the latest version (`Operator::restore`).
+    RemoveDeleteMarker,
+    /// Make this earlier version current again (`restore_with(..).version(v)`,
+    /// a server-side copy).
+    FromVersion(String),
 }
 
 #[derive(Clone)]
@@ -56,6 +81,11 @@ pub struct Storage {
 struct ErrorContext {
     /// Prefixed to messages, e.g. `table default.t`.
     label: String,
+    /// Where this storage's root is inside its location (`1/2/`), so that
+    /// paths in messages are relative to the location the user gave.
+    root_in_location: String,
+    /// The location, secrets-free (`s3://bucket/prefix/`).
+    location_uri: String,
     /// Attached when an object is missing.
     not_found_hint: Option<String>,
 }
@@ -136,12 +166,21 @@ impl Storage {
         })
     }
 
-    /// The same storage, whose errors name their owner (`label`) and, for a
-    /// missing object, carry `not_found_hint`.
-    pub fn with_error_context(self, label: String, not_found_hint: Option<String>) -> Storage {
+    /// The same storage, whose errors name their owner (`label`), give object
+    /// paths relative to `location` (whose subdirectory `root_in_location`
+    /// this storage is rooted at) and, for a missing object, carry `not_found_hint`.
+    pub fn with_error_context(
+        self,
+        label: String,
+        location: &StorageLocation,
+        root_in_location: &str,
+        not_found_hint: Option<String>,
+    ) -> Storage {
         Storage {
             context: Some(Arc::new(ErrorContext {
                 label,
+                root_in_location: root_in_location.to_string(),
+                location_uri: location.uri(),
                 not_found_hint,
             })),
             ..self
@@ -178,16 +217,19 @@ impl Storage {
         Capabilities {
             restore: cap.restore,
             write_if_absent: cap.write_with_if_not_exists,
+            list_versions: cap.list_with_versions && cap.list_with_deleted,
         }
     }
 
     /// Proves the location is reachable and writable by writing, reading back
     /// and removing a probe object. Used before a table is created there.
     pub async fn check_writable(&self) -> Result<()> {
-        let probe = format!("_fusegate_probe_{}", uuid::Uuid::new_v4().simple());
-        self.write(&probe, Bytes::from_static(b"fusegate")).await?;
-        self.read(&probe).await?;
-        self.delete(&probe).await
+        // One fixed name, so that repeated checks on a versioned bucket add
+        // versions to a single key rather than new keys.
+        let probe = "_fusegate_probe";
+        self.write(probe, Bytes::from_static(b"fusegate")).await?;
+        self.read(probe).await?;
+        self.delete(probe).await
     }
 
     pub async fn read(&self, path: &str) -> Result<Bytes> {
@@ -281,22 +323,46 @@ impl Storage {
             .collect())
     }
 
-    /// Brings back deleted objects by removing their delete markers
-    /// (`Operator::restore`), [`IO_CONCURRENCY`] at a time. Returns, for each
-    /// path in order, whether it was restored (`false`: no version to restore).
-    pub async fn restore_many(&self, paths: &[String]) -> Result<Vec<bool>> {
-        let results: Vec<Result<bool>> = futures::stream::iter(paths.to_vec())
-            .map(|path| async move {
-                match self.op.restore(&path).await {
-                    Ok(()) => Ok(true),
-                    Err(e) if e.kind() == OdErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(self.map_err(e, "restore", &path)),
-                }
+    /// Every version and delete marker below `prefix`, in one listing.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        let entries = match self
+            .op
+            .list_with(prefix)
+            .recursive(true)
+            .versions(true)
+            .deleted(true)
+            .await
+        {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == OdErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.map_err(e, "list", prefix)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| !e.metadata().is_dir())
+            .map(|e| ObjectVersion {
+                path: e.path().to_string(),
+                version: e.metadata().version().map(str::to_string),
+                is_latest: e.metadata().is_current().unwrap_or(false),
+                is_delete_marker: e.metadata().is_deleted(),
+            })
+            .collect())
+    }
+
+    /// Restores objects inside the storage service (no bytes pass through
+    /// fusegate), [`IO_CONCURRENCY`] at a time. One result per request, in order.
+    pub async fn restore_many(&self, requests: Vec<(String, Restore)>) -> Vec<Result<()>> {
+        futures::stream::iter(requests)
+            .map(|(path, how)| async move {
+                let result = match &how {
+                    Restore::RemoveDeleteMarker => self.op.restore(&path).await,
+                    Restore::FromVersion(v) => self.op.restore_with(&path).version(v).await,
+                };
+                result.map_err(|e| self.map_err(e, "restore", &path))
             })
             .buffered(IO_CONCURRENCY)
             .collect()
-            .await;
-        results.into_iter().collect()
+            .await
     }
 
     /// A Parquet reader for the block at `path` of known size `size`.
@@ -323,21 +389,24 @@ impl Storage {
     /// Converts an OpenDAL error into a fusegate error naming the operation and
     /// the object, with every secret of this location scrubbed.
     pub(crate) fn map_err(&self, err: opendal::Error, operation: &str, path: &str) -> Error {
-        let error = map_opendal(err, &self.secrets, operation, path);
-        match &self.context {
-            None => error,
-            Some(ctx) => {
-                let hint = ctx
-                    .not_found_hint
-                    .as_ref()
-                    .filter(|_| error.kind() == ErrorKind::ObjectNotFound);
-                let error = error.context(&ctx.label);
-                match hint {
-                    Some(h) => error.with_hint(h.clone()),
-                    None => error,
-                }
-            }
+        let Some(ctx) = &self.context else {
+            return map_opendal(err, &self.secrets, operation, path);
+        };
+        let full_path = format!("{}{}", ctx.root_in_location, path);
+        if err.kind() == OdErrorKind::NotFound {
+            let error = Error::new(
+                ErrorKind::ObjectNotFound,
+                format!(
+                    "{}: object {full_path} was not found in {}",
+                    ctx.label, ctx.location_uri
+                ),
+            );
+            return match &ctx.not_found_hint {
+                Some(h) => error.with_hint(h.clone()),
+                None => error,
+            };
         }
+        map_opendal(err, &self.secrets, operation, &full_path).context(&ctx.label)
     }
 }
 

@@ -6,8 +6,10 @@
 mod common;
 mod durability;
 mod errors;
+mod failsafe;
 mod protocol;
 mod pruning;
 mod psql;
+mod s3;
 mod sql;
 mod types;

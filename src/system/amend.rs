@@ -1,0 +1,266 @@
+//! Fail-Safe: `CALL system$fuse_amend('db', 't')` brings back the objects of a
+//! table's current snapshot that were deleted from a versioned bucket.
+//!
+//! 1. One versioned listing of the table's directory says, for every object,
+//!    whether it is live, hidden by a delete marker, or has only older versions.
+//! 2. The snapshot is restored first if missing (it must be read to find the
+//!    rest), then the segments, then the blocks and the snapshot hint, each
+//!    batch restored inside the storage service with bounded concurrency.
+//! 3. Objects with no version to restore are reported, after everything that
+//!    could be restored was.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::bail;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fuse::meta::{Segment, Snapshot, paths};
+use crate::fuse::{FuseEngine, FuseTable};
+use crate::storage::{ObjectVersion, Restore, Scheme};
+
+/// What `fuse_amend` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmendReport {
+    /// Objects the current snapshot needs (snapshot, segments, blocks, hint).
+    pub checked: u64,
+    /// Objects that were missing and are back.
+    pub restored: u64,
+}
+
+/// The state of one object according to the versioned listing.
+#[derive(Debug, Default)]
+struct ObjectState {
+    live: bool,
+    /// The latest entry is a delete marker.
+    marked_deleted: bool,
+    /// The newest version with content.
+    newest_version: Option<String>,
+}
+
+struct Plan {
+    objects: HashMap<String, ObjectState>,
+}
+
+impl Plan {
+    fn new(versions: Vec<ObjectVersion>) -> Plan {
+        let mut objects: HashMap<String, ObjectState> = HashMap::new();
+        for v in versions {
+            let state = objects.entry(v.path.clone()).or_default();
+            if v.is_latest {
+                if v.is_delete_marker {
+                    state.marked_deleted = true;
+                } else {
+                    state.live = true;
+                }
+            }
+            // Listings put an object's newest version first.
+            if !v.is_delete_marker && state.newest_version.is_none() {
+                state.newest_version = v.version.clone();
+            }
+        }
+        Plan { objects }
+    }
+
+    /// How to bring `path` back; `Ok(None)` when it is live.
+    fn restore_of(&self, path: &str) -> std::result::Result<Option<Restore>, ()> {
+        match self.objects.get(path) {
+            Some(s) if s.live => Ok(None),
+            Some(s) if s.marked_deleted && s.newest_version.is_some() => {
+                Ok(Some(Restore::RemoveDeleteMarker))
+            }
+            Some(ObjectState {
+                newest_version: Some(v),
+                ..
+            }) => Ok(Some(Restore::FromVersion(v.clone()))),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Collects the requests for `paths`, noting the ones that cannot be restored.
+fn requests(plan: &Plan, paths: &[String], lost: &mut Vec<String>) -> Vec<(String, Restore)> {
+    let mut out = Vec::new();
+    for p in paths {
+        match plan.restore_of(p) {
+            Ok(None) => {}
+            Ok(Some(how)) => out.push((p.clone(), how)),
+            Err(()) => lost.push(p.clone()),
+        }
+    }
+    out
+}
+
+pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Result<AmendReport> {
+    let state = engine.catalog().current().await?;
+    let meta = state.require_table(db, name)?;
+    let table = engine.table(db, meta)?;
+    let storage = table.storage().clone();
+    let location = meta
+        .location
+        .clone()
+        .unwrap_or_else(|| engine.data_location().clone());
+    let caps = storage.capabilities();
+    if !caps.restore || !caps.list_versions {
+        let kind = if location.scheme == Scheme::Fs {
+            "the local file system"
+        } else {
+            "a storage"
+        };
+        return Err(Error::new(
+            ErrorKind::FeatureNotSupported,
+            format!(
+                "table {db}.{name} is stored on {kind} ({}), which keeps no object versions: Fail-Safe needs an S3-compatible bucket with versioning enabled",
+                location.uri()
+            ),
+        ));
+    }
+    let Some(snapshot_location) = meta.snapshot_location.clone() else {
+        // Never written: nothing to check.
+        return Ok(AmendReport {
+            checked: 0,
+            restored: 0,
+        });
+    };
+
+    let versions = storage.list_versions("").await?;
+    let versioned = versions
+        .iter()
+        .any(|v| v.version.as_deref().is_some_and(|id| id != "null"));
+    if !versioned {
+        return Err(Error::new(
+            ErrorKind::ObjectNotInPrerequisiteState,
+            format!(
+                "the bucket of table {db}.{name} ({}) keeps no object versions, so deleted objects cannot be restored: Fail-Safe needs an S3-compatible bucket with versioning enabled",
+                location.uri()
+            ),
+        )
+        .with_hint("Enable versioning on the bucket (for example `aws s3api put-bucket-versioning --versioning-configuration Status=Enabled`); objects deleted before that cannot be brought back."));
+    }
+    let plan = Plan::new(versions);
+    let mut lost = Vec::new();
+    let mut restored = 0u64;
+    let mut checked = 0u64;
+
+    // The snapshot first: everything else is found through it.
+    checked += 1;
+    restored += restore(
+        &table,
+        requests(&plan, std::slice::from_ref(&snapshot_location), &mut lost),
+    )
+    .await?;
+    if !lost.is_empty() {
+        return Err(unrestorable(&table, &location.uri(), &lost, restored));
+    }
+    let snapshot: Snapshot = read_fresh(&table, &snapshot_location).await?;
+
+    // Then its segments, which list the blocks.
+    let segment_paths: Vec<String> = snapshot
+        .segments
+        .iter()
+        .map(|s| s.location.clone())
+        .collect();
+    checked += segment_paths.len() as u64;
+    restored += restore(&table, requests(&plan, &segment_paths, &mut lost)).await?;
+    let mut blocks = Vec::new();
+    for path in segment_paths.iter().filter(|p| !lost.contains(p)) {
+        let segment: Segment = read_fresh(&table, path).await?;
+        blocks.extend(segment.blocks.into_iter().map(|b| b.location));
+    }
+
+    // Then the blocks and the hint.
+    checked += blocks.len() as u64;
+    let mut rest = requests(&plan, &blocks, &mut lost);
+    checked += 1;
+    match plan.restore_of(paths::LAST_SNAPSHOT_HINT) {
+        Ok(Some(how)) => rest.push((paths::LAST_SNAPSHOT_HINT.to_string(), how)),
+        Ok(None) => {}
+        // The hint is only a hint: the catalog knows the snapshot. Rewrite it.
+        Err(()) => {
+            storage
+                .write(
+                    paths::LAST_SNAPSHOT_HINT,
+                    bytes::Bytes::from(snapshot_location.clone()),
+                )
+                .await?;
+            restored += 1;
+        }
+    }
+    restored += restore(&table, rest).await?;
+    table.evict_cache();
+    if !lost.is_empty() {
+        return Err(unrestorable(&table, &location.uri(), &lost, restored));
+    }
+    tracing::info!(table = %format!("{db}.{name}"), checked, restored, "fuse_amend finished");
+    Ok(AmendReport { checked, restored })
+}
+
+/// Runs a batch of restores; fails after the batch if any failed.
+async fn restore(table: &FuseTable, requests: Vec<(String, Restore)>) -> Result<u64> {
+    if requests.is_empty() {
+        return Ok(0);
+    }
+    let count = requests.len() as u64;
+    let results = table.storage().restore_many(requests).await;
+    let mut failed = results
+        .into_iter()
+        .filter_map(|r| r.err())
+        .collect::<Vec<_>>();
+    if let Some(first) = failed.pop() {
+        let more = failed.len();
+        let e = if more > 0 {
+            first.context(format!("{} restores failed, the last", more + 1))
+        } else {
+            first
+        };
+        return Err(e);
+    }
+    Ok(count)
+}
+
+/// Reads a metadata object directly (a cached copy would hide its absence).
+async fn read_fresh<T: serde::de::DeserializeOwned>(table: &FuseTable, path: &str) -> Result<T> {
+    let bytes = table.storage().read(path).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::DataCorrupted,
+            format!(
+                "table {}.{}: object {path} is corrupted: {e}",
+                table.db_name(),
+                table.name()
+            ),
+        )
+    })
+}
+
+fn unrestorable(table: &FuseTable, uri: &str, lost: &[String], restored: u64) -> Error {
+    let root = table.meta().root_dir();
+    let listed: Vec<String> = lost.iter().take(50).map(|p| format!("{root}{p}")).collect();
+    let more = if lost.len() > listed.len() {
+        format!(" and {} more", lost.len() - listed.len())
+    } else {
+        String::new()
+    };
+    Error::new(
+        ErrorKind::ObjectNotFound,
+        format!(
+            "fuse_amend restored {restored} objects of table {}.{}, but {} have no version left to restore in {uri}: {}{more}",
+            table.db_name(),
+            table.name(),
+            lost.len(),
+            listed.join(", ")
+        ),
+    )
+    .with_hint("These objects were deleted permanently, or written before the bucket kept versions.")
+}
+
+/// Validates the arguments of `system$fuse_amend`.
+pub fn args(args: &[String]) -> Result<(&str, &str)> {
+    match args {
+        [db, table] => Ok((db.as_str(), table.as_str())),
+        _ => bail!(
+            UndefinedFunction,
+            "function system$fuse_amend takes (database, table), got {} arguments",
+            args.len()
+        ),
+    }
+}
