@@ -323,6 +323,17 @@ impl Storage {
             .collect())
     }
 
+    /// The content of an earlier version of an object.
+    pub async fn read_version(&self, path: &str, version: &str) -> Result<Bytes> {
+        let buf = self
+            .op
+            .read_with(path)
+            .version(version)
+            .await
+            .map_err(|e| self.map_err(e, "read", path))?;
+        Ok(buf.to_bytes())
+    }
+
     /// Every version and delete marker below `prefix`, in one listing.
     pub async fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
         let entries = match self

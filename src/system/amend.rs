@@ -62,16 +62,21 @@ impl Plan {
     }
 
     /// How to bring `path` back; `Ok(None)` when it is live.
+    ///
+    /// The listing already names the version to bring back, so the restore is
+    /// one server-side copy of it (`restore_with(..).version(v)`), where
+    /// removing the delete marker (`Operator::restore`) would first list the
+    /// object's versions again: a second request, and on some servers one
+    /// that scans the bucket.
     fn restore_of(&self, path: &str) -> std::result::Result<Option<Restore>, ()> {
         match self.objects.get(path) {
             Some(s) if s.live => Ok(None),
-            Some(s) if s.marked_deleted && s.newest_version.is_some() => {
-                Ok(Some(Restore::RemoveDeleteMarker))
-            }
+            // "null" is a version id too: the object as written before versioning was enabled.
             Some(ObjectState {
                 newest_version: Some(v),
                 ..
             }) => Ok(Some(Restore::FromVersion(v.clone()))),
+            Some(s) if s.marked_deleted => Ok(Some(Restore::RemoveDeleteMarker)),
             _ => Err(()),
         }
     }

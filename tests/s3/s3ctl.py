@@ -7,6 +7,7 @@ the way a person with bucket access would. Prints JSON.
     s3ctl.py ENDPOINT AK SK REGION list-versions BUCKET PREFIX
     s3ctl.py ENDPOINT AK SK REGION delete BUCKET KEY...
     s3ctl.py ENDPOINT AK SK REGION delete-prefix BUCKET PREFIX
+    s3ctl.py ENDPOINT AK SK REGION delete-matching BUCKET PREFIX SUBSTRING
 """
 import json
 import sys
@@ -46,8 +47,10 @@ def main():
         for key in rest:
             s3.delete_object(Bucket=bucket, Key=key)
         print(json.dumps({"deleted": len(rest)}))
-    elif cmd == "delete-prefix":
+    elif cmd in ("delete-prefix", "delete-matching"):
         keys = list_keys(s3, bucket, rest[0])
+        if cmd == "delete-matching":
+            keys = [k for k in keys if rest[1] in k]
         for i in range(0, len(keys), 1000):
             s3.delete_objects(
                 Bucket=bucket,
