@@ -1,0 +1,352 @@
+//! Runs sqllogictest files against the real server over the wire, each file
+//! once through the simple protocol and once through the extended protocol,
+//! and prints a table of files, records passed and failed.
+//!
+//! - `conformance/*.slt`: fusegate's own suites; every record must pass.
+//! - `../shared/sqllogictest/select*.test` (SQLite's suites), when present:
+//!   the pass rate is reported; failures do not fail the run (their causes are
+//!   listed in conformance/README.md). Set FUSEGATE_SQLITE_SUITES=0 to skip
+//!   them, or to a comma-separated list of file names to pick some.
+//!
+//! Errors carry their SQLSTATE, so `statement error 42P01` matches on it.
+
+#[path = "../integration/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Record, Runner};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use common::TestServer;
+
+#[derive(Debug)]
+struct DbError(String);
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => DbError(format!("SQLSTATE {}: {}", db.code().code(), db.message())),
+            None => DbError(e.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protocol {
+    Simple,
+    Extended,
+}
+
+struct Pg {
+    client: Client,
+    protocol: Protocol,
+}
+
+#[async_trait]
+impl AsyncDB for Pg {
+    type Error = DbError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+        match self.protocol {
+            Protocol::Simple => simple(&self.client, sql).await,
+            Protocol::Extended => extended(&self.client, sql).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "fusegate"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await
+    }
+}
+
+fn cell(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some("") => "(empty)".into(),
+        Some(s) => s.to_string(),
+    }
+}
+
+async fn simple(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+    let messages = client.simple_query(sql).await?;
+    let mut rows = Vec::new();
+    let mut width = None;
+    let mut count = 0;
+    for m in messages {
+        match m {
+            SimpleQueryMessage::RowDescription(cols) => width = Some(cols.len()),
+            SimpleQueryMessage::Row(r) => rows.push((0..r.len()).map(|i| cell(r.get(i))).collect()),
+            SimpleQueryMessage::CommandComplete(n) => count = n,
+            _ => {}
+        }
+    }
+    Ok(match width {
+        Some(w) => DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; w],
+            rows,
+        },
+        None => DBOutput::StatementComplete(count),
+    })
+}
+
+async fn extended(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+    let stmt = client.prepare(sql).await?;
+    if stmt.columns().is_empty() {
+        return Ok(DBOutput::StatementComplete(
+            client.execute(&stmt, &[]).await?,
+        ));
+    }
+    let result = client.query(&stmt, &[]).await?;
+    let rows = result
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| binary_cell(row, i).map_err(|e| DbError(format!("column {i}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DBOutput::Rows {
+        types: vec![DefaultColumnType::Any; stmt.columns().len()],
+        rows,
+    })
+}
+
+/// A binary-format value as the PostgreSQL text of it (independently of
+/// fusegate's own text rendering, which the simple protocol checks).
+fn binary_cell(row: &tokio_postgres::Row, i: usize) -> Result<String, tokio_postgres::Error> {
+    let ty = row.columns()[i].type_().clone();
+    let text = match ty {
+        Type::INT2 => row.try_get::<_, Option<i16>>(i)?.map(|v| v.to_string()),
+        Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map(|v| v.to_string()),
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(|v| v.to_string()),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)?
+            .map(|v| pg_float(v as f64, 6)),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(|v| pg_float(v, 15)),
+        Type::NUMERIC => row.try_get::<_, Option<Decimal>>(i)?.map(|v| v.to_string()),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map(|v| if v { "t".into() } else { "f".into() }),
+        Type::DATE => row
+            .try_get::<_, Option<NaiveDate>>(i)?
+            .map(|v| v.format("%Y-%m-%d").to_string()),
+        Type::TIMESTAMP => row.try_get::<_, Option<NaiveDateTime>>(i)?.map(|v| {
+            let s = v.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }),
+        _ => row.try_get::<_, Option<String>>(i)?,
+    };
+    Ok(cell(text.as_deref()))
+}
+
+/// PostgreSQL's float output (shortest exact digits; exponent form outside
+/// 1e-4 .. 1e`precision`).
+fn pg_float(v: f64, precision: i32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if exp < -4 || exp >= precision {
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap();
+        let e: i32 = e.parse().unwrap();
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    } else {
+        format!("{v}")
+    }
+}
+
+struct FileResult {
+    name: String,
+    protocol: Protocol,
+    records: usize,
+    passed: usize,
+    failures: Vec<String>,
+    seconds: f64,
+}
+
+async fn run_file(
+    server: &TestServer,
+    path: &Path,
+    protocol: Protocol,
+    db: &str,
+    hash_threshold: usize,
+) -> FileResult {
+    let admin = server.client().await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let conn = server.conn_str(db);
+    let mut runner = Runner::new(move || {
+        let conn = conn.clone();
+        async move {
+            let (client, connection) = tokio_postgres::connect(&conn, NoTls)
+                .await
+                .map_err(DbError::from)?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(Pg { client, protocol })
+        }
+    });
+    runner.add_label("fusegate");
+    runner.with_hash_threshold(hash_threshold);
+    let mut records: Vec<Record<DefaultColumnType>> = sqllogictest::parse_file(path).unwrap();
+    if hash_threshold > 0 {
+        // SQLite's suites list results one value per line.
+        let mut valuewise =
+            sqllogictest::parse::<DefaultColumnType>("control resultmode valuewise\n").unwrap();
+        valuewise.append(&mut records);
+        records = valuewise;
+    }
+    let started = Instant::now();
+    let mut result = FileResult {
+        name: path.file_name().unwrap().to_string_lossy().to_string(),
+        protocol,
+        records: 0,
+        passed: 0,
+        failures: Vec::new(),
+        seconds: 0.0,
+    };
+    for record in records {
+        let counted = matches!(record, Record::Statement { .. } | Record::Query { .. });
+        let outcome = runner.run_async(record).await;
+        if counted {
+            result.records += 1;
+            match outcome {
+                Ok(_) => result.passed += 1,
+                Err(e) => result.failures.push(e.display(false).to_string()),
+            }
+        }
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    admin
+        .batch_execute(&format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+    result
+}
+
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == extension))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn print_table(title: &str, results: &[FileResult]) {
+    println!("\n{title}");
+    println!(
+        "{:<28} {:<9} {:>8} {:>8} {:>8} {:>8}",
+        "file", "protocol", "records", "passed", "failed", "seconds"
+    );
+    for r in results {
+        println!(
+            "{:<28} {:<9} {:>8} {:>8} {:>8} {:>8.1}",
+            r.name,
+            format!("{:?}", r.protocol).to_lowercase(),
+            r.records,
+            r.passed,
+            r.records - r.passed,
+            r.seconds
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let server = TestServer::start();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut own = Vec::new();
+    let mut n = 0;
+    for file in files(&root.join("conformance"), "slt") {
+        for protocol in [Protocol::Simple, Protocol::Extended] {
+            n += 1;
+            own.push(run_file(&server, &file, protocol, &format!("slt{n}"), 0).await);
+        }
+    }
+    print_table("fusegate conformance suites (conformance/*.slt)", &own);
+    let mut failed = false;
+    for r in &own {
+        for f in &r.failures {
+            failed = true;
+            println!("\nFAILED {} ({:?}):\n{f}", r.name, r.protocol);
+        }
+    }
+
+    let sqlite_dir = root.join("../shared/sqllogictest");
+    let pick = std::env::var("FUSEGATE_SQLITE_SUITES").unwrap_or_default();
+    if pick != "0" && sqlite_dir.exists() {
+        let mut sqlite = Vec::new();
+        for file in files(&sqlite_dir, "test") {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            if !pick.is_empty() && !pick.split(',').any(|p| p == name) {
+                continue;
+            }
+            n += 1;
+            // SQLite's runner hashes results of more than 8 values by default.
+            sqlite.push(run_file(&server, &file, Protocol::Simple, &format!("slt{n}"), 8).await);
+        }
+        print_table(
+            "SQLite sqllogictest suites (../shared/sqllogictest), simple protocol",
+            &sqlite,
+        );
+        let report = root.join("target/sqlite-suite-failures.txt");
+        let text: String = sqlite
+            .iter()
+            .flat_map(|r| {
+                r.failures
+                    .iter()
+                    .map(move |f| format!("== {}\n{f}\n", r.name))
+            })
+            .collect();
+        let _ = std::fs::write(&report, text);
+        println!("failures written to {}", report.display());
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
