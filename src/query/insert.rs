@@ -125,7 +125,7 @@ pub async fn commit_blocks(table: &FuseTable, blocks: Vec<BlockMeta>) -> Result<
 }
 
 /// Casts `batch` to the table's Arrow types and checks NOT NULL and VARCHAR(n).
-fn conform(
+pub(super) fn conform(
     batch: &RecordBatch,
     target: &SchemaRef,
     schema: &TableSchema,

@@ -5,6 +5,7 @@
 mod catalog;
 pub mod error;
 mod insert;
+mod mutation;
 mod prune;
 mod scan;
 mod table;
@@ -102,6 +103,47 @@ impl QueryEngine {
     }
 }
 
+/// DataFusion hands a table provider only the WHERE conjuncts that refer to
+/// the target table, so a DELETE or UPDATE whose input also joins or has
+/// subqueries would act on the wrong rows. Refuse those plainly.
+fn check_simple_dml(input: &LogicalPlan, verb: &str) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut unsupported = false;
+    let _ = input.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Projection(_)
+            | LogicalPlan::SubqueryAlias(_) => {}
+            _ => unsupported = true,
+        }
+        let _ = node.apply_expressions(|e| {
+            e.apply(|e| {
+                if matches!(
+                    e,
+                    datafusion::logical_expr::Expr::ScalarSubquery(_)
+                        | datafusion::logical_expr::Expr::Exists(_)
+                        | datafusion::logical_expr::Expr::InSubquery(_)
+                ) {
+                    unsupported = true;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        Ok(if unsupported {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    if unsupported {
+        return Err(Error::unsupported(format!(
+            "{verb} with subqueries or other tables is not supported yet; its WHERE clause may only use the target table's columns"
+        )));
+    }
+    Ok(())
+}
+
 /// What a planned statement produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanKind {
@@ -110,6 +152,7 @@ pub enum PlanKind {
     Insert,
     Update,
     Delete,
+    Truncate,
 }
 
 /// A statement planned by DataFusion, possibly with `$n` placeholders.
@@ -236,10 +279,17 @@ impl QueryContext {
             .await
             .map_err(from_datafusion)?;
         let kind = match &plan {
-            LogicalPlan::Dml(DmlStatement { op, .. }) => match op {
+            LogicalPlan::Dml(DmlStatement { op, input, .. }) => match op {
                 WriteOp::Insert(_) => PlanKind::Insert,
-                WriteOp::Update => PlanKind::Update,
-                WriteOp::Delete => PlanKind::Delete,
+                WriteOp::Update => {
+                    check_simple_dml(input, "UPDATE")?;
+                    PlanKind::Update
+                }
+                WriteOp::Delete => {
+                    check_simple_dml(input, "DELETE")?;
+                    PlanKind::Delete
+                }
+                WriteOp::Truncate => PlanKind::Truncate,
                 other => {
                     return Err(Error::unsupported(format!("{other} is not supported")));
                 }

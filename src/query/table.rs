@@ -12,7 +12,13 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::empty::EmptyExec;
+
 use super::insert::FuseSink;
+use super::mutation::{Mutation, MutationSink};
 use super::scan::scan_table;
 use crate::error::Error;
 use crate::fuse::FuseTable;
@@ -45,6 +51,49 @@ impl FuseTableProvider {
             defaults,
         }
     }
+}
+
+impl FuseTableProvider {
+    /// The conjunction of DML filters as one physical predicate over the table.
+    fn predicate(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DFResult<Option<Arc<dyn PhysicalExpr>>> {
+        let filters = filters
+            .into_iter()
+            .map(unqualify)
+            .collect::<DFResult<Vec<_>>>()?;
+        let Some(expr) = conjunction(filters) else {
+            return Ok(None);
+        };
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        Ok(Some(state.create_physical_expr(expr, &df_schema)?))
+    }
+
+    /// The mutation runs when the plan executes (not at planning: EXPLAIN must not mutate).
+    fn mutation_plan(
+        &self,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        mutation: Mutation,
+    ) -> Arc<dyn ExecutionPlan> {
+        let input = Arc::new(EmptyExec::new(Arc::new(arrow::datatypes::Schema::empty())));
+        let sink = MutationSink::new(self.table.clone(), predicate, mutation);
+        Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
+    }
+}
+
+/// Drops table qualifiers from column references (`t.a` → `a`): the
+/// mutation evaluates expressions against the bare table schema.
+fn unqualify(expr: Expr) -> DFResult<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            datafusion::common::Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
 }
 
 fn to_df(e: Error) -> DataFusionError {
@@ -101,5 +150,37 @@ impl TableProvider for FuseTableProvider {
             Arc::new(FuseSink::new(self.table.clone())),
             None,
         )))
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let predicate = self.predicate(state, filters)?;
+        Ok(self.mutation_plan(predicate, Mutation::Delete))
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let predicate = self.predicate(state, filters)?;
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        let mut values = Vec::with_capacity(assignments.len());
+        for (column, expr) in assignments {
+            let index = self.schema.index_of(&column)?;
+            values.push((
+                index,
+                state.create_physical_expr(unqualify(expr)?, &df_schema)?,
+            ));
+        }
+        Ok(self.mutation_plan(predicate, Mutation::Update(values)))
+    }
+
+    async fn truncate(&self, _state: &dyn Session) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self.mutation_plan(None, Mutation::Truncate))
     }
 }

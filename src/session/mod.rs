@@ -174,7 +174,7 @@ impl Session {
             kind = prepared.statement.tag(),
             prepared = true
         );
-        let result = async {
+        let result = guard(async {
             match &prepared.plan {
                 Some((plan, version)) => {
                     let current = self.refresh().await?;
@@ -191,7 +191,7 @@ impl Session {
                 }
                 None => self.execute_inner(prepared.statement.clone(), params).await,
             }
-        }
+        })
         .instrument(span.clone())
         .await;
         if let Err(e) = &result {
@@ -344,6 +344,7 @@ impl Session {
                 PlanKind::Insert => format!("INSERT 0 {rows}"),
                 PlanKind::Update => format!("UPDATE {rows}"),
                 PlanKind::Delete => format!("DELETE {rows}"),
+                PlanKind::Truncate => "TRUNCATE TABLE".to_string(),
                 PlanKind::Rows => format!("SELECT {rows}"),
             })),
         }
@@ -411,6 +412,24 @@ impl Session {
                 .await?;
                 Ok(Output::Command(format!("SELECT {}", rows.unwrap_or(0))))
             }
+        }
+    }
+}
+
+/// Runs a statement so that a bug (a panic) fails the statement with XX000
+/// instead of dropping the connection.
+async fn guard<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            tracing::error!(panic = what, "statement panicked");
+            Err(Error::internal(format!("internal error: {what}")))
         }
     }
 }

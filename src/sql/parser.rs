@@ -308,7 +308,12 @@ fn call_arg(arg: &FunctionArg) -> Result<String> {
 fn route(stmt: ast::Statement) -> Result<Statement> {
     use ast::Statement as S;
     match stmt {
-        S::Query(_) | S::Insert(_) | S::Explain { .. } => Ok(Statement::Query(Box::new(stmt))),
+        S::Query(_)
+        | S::Insert(_)
+        | S::Update(_)
+        | S::Delete(_)
+        | S::Truncate(_)
+        | S::Explain { .. } => Ok(Statement::Query(Box::new(stmt))),
         S::CreateDatabase {
             db_name,
             if_not_exists,
