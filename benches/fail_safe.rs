@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench fail_safe` (N: FUSEGATE_BENCH_BLOCKS, default 2000).
 //! Needs target/py from ./scripts/test (moto, boto3), or FUSEGATE_TEST_PYTHON.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -142,6 +144,7 @@ async fn main() {
         run_round(&endpoint, &via, round, rtt, blocks).await;
     }
     let _ = moto.kill();
+    let _ = moto.wait();
 }
 
 async fn run_round(endpoint: &str, via: &str, round: usize, rtt: u64, blocks: usize) {

@@ -10,8 +10,9 @@
 //!
 //! Errors carry their SQLSTATE, so `statement error 42P01` matches on it.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../integration/common.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::fmt;

@@ -43,7 +43,17 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fusegate"));
+        // The server dies with the test thread that started it, even if the
+        // test process is killed before it can clean up.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
