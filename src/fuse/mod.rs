@@ -7,6 +7,7 @@ pub mod meta;
 pub mod schema;
 pub mod stats;
 pub mod table;
+pub mod txn;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -86,12 +87,29 @@ impl FuseEngine {
 
     /// A handle on the table `meta` describes, pinned at its current snapshot.
     pub fn table(self: &Arc<Self>, db_name: &str, meta: &TableMeta) -> Result<FuseTable> {
+        self.table_in(db_name, meta, None)
+    }
+
+    /// A handle for use inside `txn` (None: autocommit): pinned at the
+    /// transaction's working snapshot if it wrote the table, staging its
+    /// writes there.
+    pub fn table_in(
+        self: &Arc<Self>,
+        db_name: &str,
+        meta: &TableMeta,
+        txn: Option<Arc<txn::Transaction>>,
+    ) -> Result<FuseTable> {
         let storage = self.table_storage(meta)?;
+        let mut meta = meta.clone();
+        if let Some(working) = txn.as_ref().and_then(|t| t.working_snapshot(meta.id)) {
+            meta.snapshot_location = Some(working);
+        }
         Ok(FuseTable::new(
             self.clone(),
             db_name,
-            Arc::new(meta.clone()),
+            Arc::new(meta),
             storage,
+            txn,
         ))
     }
 }

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::FuseEngine;
 use super::catalog::TableMeta;
 use super::meta::{BlockMeta, Segment, SegmentRef, Snapshot, paths};
+use super::txn::Transaction;
 use super::writer::{BlockLimits, TableWriter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{IO_CONCURRENCY, Storage};
@@ -24,6 +25,9 @@ pub struct FuseTable {
     db_name: Arc<str>,
     meta: Arc<TableMeta>,
     storage: Storage,
+    /// Set inside an explicit transaction: writes stage working snapshots
+    /// instead of committing.
+    txn: Option<Arc<Transaction>>,
 }
 
 impl std::fmt::Debug for FuseTable {
@@ -38,6 +42,7 @@ impl FuseTable {
         db_name: &str,
         meta: Arc<TableMeta>,
         storage: Storage,
+        txn: Option<Arc<Transaction>>,
     ) -> FuseTable {
         let base = meta
             .location
@@ -57,6 +62,7 @@ impl FuseTable {
             db_name: db_name.into(),
             meta,
             storage,
+            txn,
         }
     }
 
@@ -201,6 +207,9 @@ impl FuseTable {
         &self,
         mut make_segments: impl FnMut(Option<&Snapshot>) -> Result<Vec<SegmentRef>>,
     ) -> Result<Arc<Snapshot>> {
+        if let Some(txn) = &self.txn {
+            return self.stage(txn, make_segments).await;
+        }
         let catalog = self.engine.catalog();
         let _guard = catalog.lock().await;
         for _ in 0..1000 {
@@ -243,14 +252,7 @@ impl FuseTable {
                 t.updated_on = Utc::now();
             }
             if catalog.try_commit(&state, next).await?.is_some() {
-                // Readers of the bucket alone (and fuse_amend) use the hint.
-                if let Err(e) = self
-                    .storage
-                    .write(paths::LAST_SNAPSHOT_HINT, Bytes::from(location.clone()))
-                    .await
-                {
-                    tracing::debug!(error = %e, "writing the last snapshot hint");
-                }
+                self.write_hint(&location).await;
                 return Ok(Arc::new(snapshot));
             }
             // Lost the race: this snapshot object is unreferenced; drop it and rebase.
@@ -263,6 +265,53 @@ impl FuseTable {
                 self.db_name, self.meta.name
             ),
         ))
+    }
+}
+
+impl FuseTable {
+    /// Points `last_snapshot_location_hint` at a committed snapshot. Readers of
+    /// the bucket alone (and fuse_amend) use it; failing to write it is harmless.
+    pub(super) async fn write_hint(&self, location: &str) {
+        if let Err(e) = self
+            .storage
+            .write(paths::LAST_SNAPSHOT_HINT, Bytes::from(location.to_string()))
+            .await
+        {
+            tracing::debug!(error = %e, "writing the last snapshot hint");
+        }
+    }
+
+    /// Inside a transaction: writes the next snapshot on top of the table's
+    /// working snapshot and records it, without touching the catalog.
+    async fn stage(
+        &self,
+        txn: &Transaction,
+        mut make_segments: impl FnMut(Option<&Snapshot>) -> Result<Vec<SegmentRef>>,
+    ) -> Result<Arc<Snapshot>> {
+        let base_location = txn
+            .working_snapshot(self.meta.id)
+            .or_else(|| self.meta.snapshot_location.clone());
+        let base = match &base_location {
+            Some(loc) => Some((self.read_snapshot(loc).await?, loc.clone())),
+            None => None,
+        };
+        let segments = make_segments(base.as_ref().map(|(s, _)| s.as_ref()))?;
+        let snapshot = Snapshot::next(
+            base.as_ref().map(|(s, l)| (s.as_ref(), l.as_str())),
+            self.meta.schema.clone(),
+            segments,
+        );
+        let location = paths::snapshot(&snapshot.snapshot_id);
+        self.storage
+            .write(&location, Bytes::from(serde_json::to_vec(&snapshot)?))
+            .await?;
+        txn.record(
+            self.meta.id,
+            &self.db_name,
+            self.meta.snapshot_location.clone(),
+            location,
+        );
+        Ok(Arc::new(snapshot))
     }
 }
 

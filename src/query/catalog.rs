@@ -17,8 +17,13 @@ use datafusion::logical_expr::Expr;
 
 use super::table::FuseTableProvider;
 use crate::fuse::FuseEngine;
+use crate::fuse::txn::Transaction;
 
 pub const CATALOG_NAME: &str = "fusegate";
+
+/// The session's open transaction, if any: tables it wrote resolve to their
+/// working snapshots, and writes stage there.
+pub type TxnSlot = Arc<RwLock<Option<Arc<Transaction>>>>;
 
 #[derive(Debug)]
 pub struct FuseCatalogProvider {
@@ -26,14 +31,16 @@ pub struct FuseCatalogProvider {
     system: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
     /// Plans column DEFAULT expressions (kept as SQL text in the catalog).
     expr_planner: Arc<SessionState>,
+    txn: TxnSlot,
 }
 
 impl FuseCatalogProvider {
-    pub fn new(engine: Arc<FuseEngine>, expr_planner: Arc<SessionState>) -> Self {
+    pub fn new(engine: Arc<FuseEngine>, expr_planner: Arc<SessionState>, txn: TxnSlot) -> Self {
         FuseCatalogProvider {
             engine,
             system: RwLock::new(HashMap::new()),
             expr_planner,
+            txn,
         }
     }
 }
@@ -65,6 +72,7 @@ impl CatalogProvider for FuseCatalogProvider {
             engine: self.engine.clone(),
             db: name.to_string(),
             expr_planner: self.expr_planner.clone(),
+            txn: self.txn.clone(),
         }))
     }
 
@@ -87,6 +95,7 @@ pub struct FuseSchemaProvider {
     engine: Arc<FuseEngine>,
     db: String,
     expr_planner: Arc<SessionState>,
+    txn: TxnSlot,
 }
 
 #[async_trait]
@@ -104,9 +113,10 @@ impl SchemaProvider for FuseSchemaProvider {
         let Some(meta) = state.table(&self.db, name) else {
             return Ok(None);
         };
+        let txn = self.txn.read().ok().and_then(|t| t.clone());
         let table = self
             .engine
-            .table(&self.db, meta)
+            .table_in(&self.db, meta, txn)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut defaults = HashMap::new();
         for col in &meta.schema.columns {

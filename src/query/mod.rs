@@ -49,8 +49,7 @@ pub type BatchStream = std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch>> 
 pub struct QueryEngine {
     fuse: Arc<FuseEngine>,
     runtime: Arc<RuntimeEnv>,
-    catalog: Arc<FuseCatalogProvider>,
-    expr_planner: datafusion::execution::SessionState,
+    expr_planner: Arc<datafusion::execution::SessionState>,
 }
 
 impl QueryEngine {
@@ -67,11 +66,7 @@ impl QueryEngine {
         )
         .state();
         Ok(QueryEngine {
-            catalog: Arc::new(FuseCatalogProvider::new(
-                fuse.clone(),
-                Arc::new(expr_planner.clone()),
-            )),
-            expr_planner,
+            expr_planner: Arc::new(expr_planner),
             fuse,
             runtime,
         })
@@ -98,8 +93,11 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_extension(reports.clone());
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        ctx.register_catalog(CATALOG_NAME, self.catalog.clone());
-        QueryContext { ctx, reports }
+        let txn: catalog::TxnSlot = Default::default();
+        let catalog =
+            FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
+        ctx.register_catalog(CATALOG_NAME, Arc::new(catalog));
+        QueryContext { ctx, reports, txn }
     }
 }
 
@@ -258,9 +256,17 @@ pub enum QueryOutput {
 pub struct QueryContext {
     ctx: SessionContext,
     reports: Arc<ScanReports>,
+    txn: catalog::TxnSlot,
 }
 
 impl QueryContext {
+    /// Makes statements read and write through `txn` (None: autocommit).
+    pub fn set_transaction(&self, txn: Option<Arc<crate::fuse::txn::Transaction>>) {
+        if let Ok(mut slot) = self.txn.write() {
+            *slot = txn;
+        }
+    }
+
     /// Changes the database unqualified table names resolve in.
     pub fn set_database(&self, database: &str) {
         let state = self.ctx.state_ref();

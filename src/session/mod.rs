@@ -18,6 +18,7 @@ use crate::bail;
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
 use crate::fuse::schema::TableSchema;
+use crate::fuse::txn::Transaction;
 use crate::ops::{self, NewTable};
 use crate::query::{
     BatchStream, ParamValues, PlanKind, QueryContext, QueryEngine, QueryOutput, QueryPlan,
@@ -67,7 +68,28 @@ pub struct Session {
     user: String,
     query: QueryContext,
     settings: Settings,
-    in_transaction: bool,
+    txn: TxnState,
+    /// Set by a result stream that fails while the client reads it.
+    stream_failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The session's transaction.
+enum TxnState {
+    Idle,
+    Open {
+        txn: Arc<Transaction>,
+        implicit: bool,
+    },
+    /// A statement failed inside the transaction; only COMMIT/ROLLBACK end it.
+    Failed,
+}
+
+/// The transaction status reported in ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    Idle,
+    InTransaction,
+    Failed,
 }
 
 impl Session {
@@ -89,7 +111,8 @@ impl Session {
             user: user.to_string(),
             query,
             settings,
-            in_transaction: false,
+            txn: TxnState::Idle,
+            stream_failed: Default::default(),
         })
     }
 
@@ -105,8 +128,13 @@ impl Session {
         &self.user
     }
 
-    pub fn in_transaction(&self) -> bool {
-        self.in_transaction
+    /// Where the session is with respect to transactions (ReadyForQuery's status).
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match &self.txn {
+            TxnState::Idle => TransactionStatus::Idle,
+            TxnState::Open { .. } => TransactionStatus::InTransaction,
+            TxnState::Failed => TransactionStatus::Failed,
+        }
     }
 
     /// Parses a query string into its statements.
@@ -117,18 +145,12 @@ impl Session {
     /// Runs one statement.
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
         let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
+        self.check_not_failed(&statement)?;
         let started = Instant::now();
-        let result = self
-            .execute_inner(statement, None)
+        let result = guard(self.execute_inner(statement, None))
             .instrument(span.clone())
             .await;
-        span.in_scope(|| match &result {
-            Ok(_) => tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "statement started"
-            ),
-            Err(e) => tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"),
-        });
+        self.after(&span, started, &result);
         result
     }
 
@@ -174,6 +196,8 @@ impl Session {
             kind = prepared.statement.tag(),
             prepared = true
         );
+        self.check_not_failed(&prepared.statement)?;
+        let started = Instant::now();
         let result = guard(async {
             match &prepared.plan {
                 Some((plan, version)) => {
@@ -194,12 +218,96 @@ impl Session {
         })
         .instrument(span.clone())
         .await;
-        if let Err(e) = &result {
-            span.in_scope(
-                || tracing::info!(sqlstate = e.sqlstate(), error = %e, "statement failed"),
+        self.after(&span, started, &result);
+        result
+    }
+
+    /// In a failed transaction only its end is accepted, as in PostgreSQL.
+    fn check_not_failed(&mut self, statement: &Statement) -> Result<()> {
+        self.absorb_stream_failure();
+        if matches!(self.txn, TxnState::Failed)
+            && !matches!(statement, Statement::Commit | Statement::Rollback)
+        {
+            bail!(
+                InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block"
             );
         }
-        result
+        Ok(())
+    }
+
+    /// Logs the outcome; an error inside a transaction fails the transaction.
+    fn after(&mut self, span: &tracing::Span, started: Instant, result: &Result<Output>) {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(_) => span.in_scope(|| tracing::debug!(elapsed_ms, "statement done")),
+            Err(e) => {
+                span.in_scope(|| tracing::info!(sqlstate = e.sqlstate(), error = %e, elapsed_ms, "statement failed"));
+                if matches!(self.txn, TxnState::Open { .. }) {
+                    self.set_txn(TxnState::Failed);
+                }
+            }
+        }
+    }
+
+    /// A result stream that failed after its statement returned (while the
+    /// client read it) fails the transaction too.
+    fn absorb_stream_failure(&mut self) {
+        if self
+            .stream_failed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && matches!(self.txn, TxnState::Open { .. })
+        {
+            self.set_txn(TxnState::Failed);
+        }
+    }
+
+    /// Whether the last statement's result stream failed (for the wire layer,
+    /// which finds out while sending rows).
+    pub fn stream_failed(&self) -> bool {
+        self.stream_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_txn(&mut self, state: TxnState) {
+        let txn = match &state {
+            TxnState::Open { txn, .. } => Some(txn.clone()),
+            _ => None,
+        };
+        self.query.set_transaction(txn);
+        self.txn = state;
+    }
+
+    /// Starts the implicit transaction PostgreSQL wraps around the statements
+    /// of one multi-statement query message. Returns false when an explicit
+    /// transaction is already open (the statements then belong to it).
+    pub fn begin_implicit(&mut self) -> bool {
+        if !matches!(self.txn, TxnState::Idle) {
+            return false;
+        }
+        self.set_txn(TxnState::Open {
+            txn: Transaction::new(),
+            implicit: true,
+        });
+        true
+    }
+
+    /// Ends the implicit transaction: commits if every statement succeeded,
+    /// else drops every write of the message.
+    pub async fn end_implicit(&mut self, success: bool) -> Result<()> {
+        let success = success
+            && !self
+                .stream_failed
+                .swap(false, std::sync::atomic::Ordering::Relaxed);
+        let state = std::mem::replace(&mut self.txn, TxnState::Idle);
+        self.query.set_transaction(None);
+        match state {
+            TxnState::Open {
+                txn,
+                implicit: true,
+            } if success => txn.commit(&self.instance.fuse).await,
+            _ => Ok(()),
+        }
     }
 
     /// Plans a query, naming its result columns as PostgreSQL would.
@@ -277,15 +385,35 @@ impl Session {
                 })
             }
             Statement::Begin => {
-                self.in_transaction = true;
+                if !matches!(
+                    self.txn,
+                    TxnState::Open {
+                        implicit: false,
+                        ..
+                    }
+                ) {
+                    self.set_txn(TxnState::Open {
+                        txn: Transaction::new(),
+                        implicit: false,
+                    });
+                }
                 Ok(Output::TransactionStart("BEGIN".into()))
             }
             Statement::Commit => {
-                self.in_transaction = false;
-                Ok(Output::TransactionEnd("COMMIT".into()))
+                let state = std::mem::replace(&mut self.txn, TxnState::Idle);
+                self.set_txn(TxnState::Idle);
+                match state {
+                    TxnState::Open { txn, .. } => {
+                        txn.commit(&fuse).await?;
+                        Ok(Output::TransactionEnd("COMMIT".into()))
+                    }
+                    // COMMIT of a failed transaction rolls it back, and says so.
+                    TxnState::Failed => Ok(Output::TransactionEnd("ROLLBACK".into())),
+                    TxnState::Idle => Ok(Output::TransactionEnd("COMMIT".into())),
+                }
             }
             Statement::Rollback => {
-                self.in_transaction = false;
+                self.set_txn(TxnState::Idle);
                 Ok(Output::TransactionEnd("ROLLBACK".into()))
             }
             Statement::Set { name, value } => match self.settings.set(&name, &value)? {
@@ -339,7 +467,15 @@ impl Session {
                     stream: Box::pin(stream),
                 })
             }
-            QueryOutput::Rows { schema, stream } => Ok(Output::Rows { schema, stream }),
+            QueryOutput::Rows { schema, stream } => {
+                let failed = self.stream_failed.clone();
+                let stream = stream
+                    .inspect_err(move |_| failed.store(true, std::sync::atomic::Ordering::Relaxed));
+                Ok(Output::Rows {
+                    schema,
+                    stream: Box::pin(stream),
+                })
+            }
             QueryOutput::Affected { kind, rows } => Ok(Output::Command(match kind {
                 PlanKind::Insert => format!("INSERT 0 {rows}"),
                 PlanKind::Update => format!("UPDATE {rows}"),

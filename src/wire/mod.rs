@@ -43,7 +43,10 @@ pub use self::error::to_pgwire;
 use self::error::{fatal, from_pgwire};
 use crate::error::{Error, ErrorKind};
 use crate::fuse::DEFAULT_DATABASE;
-use crate::session::{Instance, Output, Prepared, Session, Settings};
+use crate::session::{
+    Instance, Output, Prepared, Session, Settings, TransactionStatus as SessionTxn,
+};
+use crate::sql::Statement;
 
 /// Server-wide state the connection handlers share.
 pub struct WireContext {
@@ -163,6 +166,14 @@ impl StartupHandler for Connection {
     }
 }
 
+fn status_of(session: &Session) -> TransactionStatus {
+    match session.transaction_status() {
+        SessionTxn::Idle => TransactionStatus::Idle,
+        SessionTxn::InTransaction => TransactionStatus::Transaction,
+        SessionTxn::Failed => TransactionStatus::Error,
+    }
+}
+
 /// Sends one statement's output in the simple protocol.
 async fn send_output<C>(client: &mut C, output: Output) -> PgWireResult<()>
 where
@@ -221,19 +232,41 @@ impl SimpleQueryHandler for Connection {
                     ))
                     .await?;
             }
+            // PostgreSQL runs the statements of one message in one implicit
+            // transaction, unless the message manages transactions itself.
+            let controls = statements.iter().any(|s| {
+                matches!(
+                    s,
+                    Statement::Begin | Statement::Commit | Statement::Rollback
+                )
+            });
+            let implicit = statements.len() > 1 && !controls && session.begin_implicit();
+            let mut outcome = Ok(());
             for statement in statements {
-                let output = session.execute(statement).await.map_err(to_pgwire)?;
-                send_output(client, output).await?;
+                let sent = match session.execute(statement).await {
+                    Ok(output) => send_output(client, output).await,
+                    Err(e) => Err(to_pgwire(e)),
+                };
+                if let Err(e) = sent {
+                    outcome = Err(e);
+                    break;
+                }
             }
-            Ok(())
+            if implicit {
+                session
+                    .end_implicit(outcome.is_ok())
+                    .await
+                    .map_err(to_pgwire)?;
+            }
+            outcome
         }
         .await;
+        client.set_transaction_status(status_of(session));
         client.set_state(PgWireConnectionState::ReadyForQuery);
         result?;
-        let status = client.transaction_status();
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-                status,
+                status_of(session),
             )))
             .await?;
         Ok(())

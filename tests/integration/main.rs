@@ -13,4 +13,5 @@ mod pruning;
 mod psql;
 mod s3;
 mod sql;
+mod transactions;
 mod types;

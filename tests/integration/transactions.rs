@@ -1,0 +1,158 @@
+//! BEGIN / COMMIT / ROLLBACK: writes become visible together at COMMIT and
+//! vanish at ROLLBACK; a failed statement aborts the transaction; the
+//! statements of one query message run in one implicit transaction.
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::common::{TestServer, column, scalar, sqlstate};
+
+#[tokio::test]
+async fn commit_makes_writes_visible_together() {
+    let server = TestServer::start();
+    let a = server.client().await;
+    let b = server.client().await;
+    a.batch_execute("CREATE TABLE x (v INT); CREATE TABLE y (v INT); INSERT INTO x VALUES (0)")
+        .await
+        .unwrap();
+
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("INSERT INTO x VALUES (1)").await.unwrap();
+    a.batch_execute("INSERT INTO x VALUES (2)").await.unwrap();
+    a.batch_execute("INSERT INTO y VALUES (10)").await.unwrap();
+    a.batch_execute("UPDATE x SET v = v + 100 WHERE v = 0")
+        .await
+        .unwrap();
+    // The transaction reads its own writes ...
+    assert_eq!(scalar(&a, "SELECT sum(v) FROM x").await, "103");
+    assert_eq!(scalar(&a, "SELECT count(*) FROM y").await, "1");
+    // ... which nobody else sees yet.
+    assert_eq!(scalar(&b, "SELECT sum(v) FROM x").await, "0");
+    assert_eq!(scalar(&b, "SELECT count(*) FROM y").await, "0");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(scalar(&b, "SELECT sum(v) FROM x").await, "103");
+    assert_eq!(scalar(&b, "SELECT count(*) FROM y").await, "1");
+}
+
+#[tokio::test]
+async fn rollback_and_failed_transactions_change_nothing() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE t (v INT NOT NULL); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+
+    c.batch_execute("BEGIN; INSERT INTO t VALUES (2); DELETE FROM t WHERE v = 1")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM t WHERE v = 1").await, "0");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(column(&c, "SELECT v FROM t").await, vec![Some("1".into())]);
+
+    // A failed statement aborts the transaction: later ones are refused (25P02)
+    // and COMMIT rolls back.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("INSERT INTO t VALUES (3)").await.unwrap();
+    assert_eq!(
+        sqlstate(
+            &c.batch_execute("INSERT INTO t VALUES (NULL)")
+                .await
+                .unwrap_err()
+        ),
+        "23502"
+    );
+    assert_eq!(
+        sqlstate(&c.simple_query("SELECT 1").await.unwrap_err()),
+        "25P02"
+    );
+    let msgs = c.simple_query("COMMIT").await.unwrap();
+    assert!(matches!(
+        msgs.as_slice(),
+        [SimpleQueryMessage::CommandComplete(_)]
+    ));
+    assert_eq!(column(&c, "SELECT v FROM t").await, vec![Some("1".into())]);
+    // The session is usable again.
+    c.batch_execute("INSERT INTO t VALUES (4)").await.unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM t").await, "2");
+}
+
+#[tokio::test]
+async fn driver_transactions_over_the_extended_protocol() {
+    let server = TestServer::start();
+    let mut c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE acct (id INT, balance BIGINT); INSERT INTO acct VALUES (1, 100), (2, 0)",
+    )
+    .await
+    .unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute(
+        "UPDATE acct SET balance = balance - $1 WHERE id = 1",
+        &[&30i64],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "UPDATE acct SET balance = balance + $1 WHERE id = 2",
+        &[&30i64],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT string_agg(balance::text, ',' ORDER BY id) FROM acct"
+        )
+        .await,
+        "70,30"
+    );
+    let tx = c.transaction().await.unwrap();
+    tx.execute("DELETE FROM acct", &[]).await.unwrap();
+    drop(tx); // rolls back
+    assert_eq!(scalar(&c, "SELECT count(*) FROM acct").await, "2");
+}
+
+#[tokio::test]
+async fn a_multi_statement_message_is_one_implicit_transaction() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE m (a INT)").await.unwrap();
+    let err = c
+        .batch_execute("INSERT INTO m VALUES (1); INSERT INTO m VALUES (2); SELECT 1/0; INSERT INTO m VALUES (3)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22012");
+    // As in PostgreSQL, the inserts before the error were rolled back with it.
+    assert_eq!(scalar(&c, "SELECT count(*) FROM m").await, "0");
+    c.batch_execute("INSERT INTO m VALUES (1); INSERT INTO m VALUES (2)")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM m").await, "2");
+}
+
+#[tokio::test]
+async fn conflicting_transactions_fail_with_40001() {
+    let server = TestServer::start();
+    let a = server.client().await;
+    let b = server.client().await;
+    a.batch_execute("CREATE TABLE k (v INT); INSERT INTO k VALUES (1), (2)")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; DELETE FROM k WHERE v = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE k SET v = 20 WHERE v = 2")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let err = b.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001");
+    assert_eq!(column(&a, "SELECT v FROM k").await, vec![Some("2".into())]);
+    // Appends are rebased, not refused.
+    a.batch_execute("BEGIN; INSERT INTO k VALUES (3)")
+        .await
+        .unwrap();
+    b.batch_execute("INSERT INTO k VALUES (4)").await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(scalar(&a, "SELECT sum(v) FROM k").await, "9");
+}
