@@ -17,3 +17,7 @@ pub mod system;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// The PostgreSQL version fusegate reports (server_version, version());
+/// drivers parse the leading number.
+pub const SERVER_VERSION: &str = concat!("16.6 (fusegate ", env!("CARGO_PKG_VERSION"), ")");

@@ -6,6 +6,7 @@ mod catalog;
 pub mod error;
 mod insert;
 mod mutation;
+mod pg;
 mod prune;
 mod scan;
 mod table;
@@ -20,6 +21,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Stream, TryStreamExt};
 use sqlparser::ast;
 
@@ -50,6 +52,9 @@ pub struct QueryEngine {
     fuse: Arc<FuseEngine>,
     runtime: Arc<RuntimeEnv>,
     expr_planner: Arc<datafusion::execution::SessionState>,
+    /// Rewrites of catalog-introspection SQL that DataFusion cannot plan as
+    /// written (`'t'::regclass`, `= ANY(...)`, unqualified pg_ tables...).
+    compat: Arc<PostgresCompatibilityParser>,
 }
 
 impl QueryEngine {
@@ -67,6 +72,7 @@ impl QueryEngine {
         .state();
         Ok(QueryEngine {
             expr_planner: Arc::new(expr_planner),
+            compat: Arc::new(PostgresCompatibilityParser::new()),
             fuse,
             runtime,
         })
@@ -84,8 +90,26 @@ impl QueryEngine {
             .map_err(|e| from_datafusion(e).context(format!("invalid DEFAULT {sql}")))
     }
 
+    /// Parses a client's catalog-introspection query (psql's backslash
+    /// commands, drivers, BI tools) with datafusion-pg-catalog's
+    /// compatibility parser, which swaps known client queries DataFusion
+    /// cannot plan for equivalents and rewrites PostgreSQL-only syntax.
+    /// None for other SQL: some rewrites trade exactness for plannability (a
+    /// subquery DataFusion cannot plan becomes NULL), which is right for a
+    /// catalog query and never for user data.
+    pub fn parse_catalog_query(&self, sql: &str) -> Option<Result<Vec<ast::Statement>>> {
+        if !is_catalog_query(sql) {
+            return None;
+        }
+        Some(
+            self.compat
+                .parse(sql)
+                .map_err(|e| Error::syntax(format!("syntax error: {e}"))),
+        )
+    }
+
     /// A DataFusion context for one session, with `database` as its current database.
-    pub fn new_context(&self, database: &str) -> QueryContext {
+    pub fn new_context(&self, database: &str) -> Result<QueryContext> {
         let reports = Arc::new(ScanReports::default());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, database)
@@ -97,8 +121,38 @@ impl QueryEngine {
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
         ctx.register_catalog(CATALOG_NAME, Arc::new(catalog));
-        QueryContext { ctx, reports, txn }
+        pg::install(&ctx, self.fuse.clone())?;
+        pg::set_current_schema(&ctx, database);
+        Ok(QueryContext { ctx, reports, txn })
     }
+}
+
+/// Whether a statement reads PostgreSQL's catalogs (as drivers, psql's
+/// backslash commands and BI tools do).
+fn is_catalog_query(sql: &str) -> bool {
+    let text = sql.to_ascii_lowercase();
+    [
+        "pg_catalog",
+        "pg_class",
+        "pg_namespace",
+        "pg_type",
+        "pg_attribute",
+        "pg_proc",
+        "pg_database",
+        "pg_settings",
+        "pg_roles",
+        "pg_index",
+        "pg_description",
+        "pg_constraint",
+        "information_schema",
+        "::regclass",
+        "::regtype",
+        "::regproc",
+        "pg_get_",
+        "format_type",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// DataFusion hands a table provider only the WHERE conjuncts that refer to
@@ -272,6 +326,8 @@ impl QueryContext {
         let state = self.ctx.state_ref();
         let mut state = state.write();
         state.config_mut().options_mut().catalog.default_schema = database.to_string();
+        drop(state);
+        pg::set_current_schema(&self.ctx, database);
     }
 
     /// Plans a statement DataFusion handles (queries and DML).

@@ -103,7 +103,7 @@ impl Session {
     ) -> Result<Session> {
         let state = instance.fuse.catalog().current().await?;
         state.require_database(database)?;
-        let query = instance.query.new_context(database);
+        let query = instance.query.new_context(database)?;
         Ok(Session {
             id,
             instance,
@@ -139,7 +139,10 @@ impl Session {
 
     /// Parses a query string into its statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        sql::parse(sql)
+        match self.instance.query.parse_catalog_query(sql) {
+            Some(parsed) => parsed?.into_iter().map(sql::route).collect(),
+            None => sql::parse(sql),
+        }
     }
 
     /// Runs one statement.
@@ -156,7 +159,7 @@ impl Session {
 
     /// Parses and plans one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str) -> Result<Option<Prepared>> {
-        let mut statements = sql::parse(sql)?;
+        let mut statements = self.parse(sql)?;
         if statements.len() > 1 {
             bail!(
                 Syntax,

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The version string clients see; drivers parse the leading number.
-pub const SERVER_VERSION: &str = concat!("16.6 (fusegate ", env!("CARGO_PKG_VERSION"), ")");
+pub use crate::SERVER_VERSION;
 
 /// Parameters every session starts with: (name, default, reported to the client
 /// in ParameterStatus).

@@ -305,7 +305,7 @@ fn call_arg(arg: &FunctionArg) -> Result<String> {
 }
 
 /// Routes a statement sqlparser parsed to the part of fusegate that runs it.
-fn route(stmt: ast::Statement) -> Result<Statement> {
+pub fn route(stmt: ast::Statement) -> Result<Statement> {
     use ast::Statement as S;
     match stmt {
         S::Query(_)

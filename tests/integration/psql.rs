@@ -90,3 +90,31 @@ async fn quickstart_example_runs() {
     assert!(stdout.contains(" ada      |      2 | 42.50"), "{stdout}");
     assert!(stdout.contains("fuse_pruning"), "{stdout}");
 }
+
+#[tokio::test]
+async fn psql_backslash_commands_list_the_catalog() {
+    let server = TestServer::start();
+    let (_, err, ok) = psql(
+        &server,
+        &[],
+        "CREATE TABLE orders (id BIGINT NOT NULL, note TEXT); CREATE DATABASE sales; CREATE TABLE sales.leads (who TEXT)",
+    );
+    assert!(ok, "{err}");
+    let (out, err, ok) = psql(&server, &["-A", "-t"], "\\dt");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("default|orders|table|") && out.contains("sales|leads|table|"),
+        "{out}"
+    );
+    let (out, err, ok) = psql(&server, &["-A"], "\\d orders");
+    assert!(ok, "{err}");
+    assert!(out.contains("id|bigint||not null|"), "{out}");
+    assert!(out.contains("note|text|||"), "{out}");
+    let (out, _, ok) = psql(&server, &["-A", "-t"], "\\dn");
+    assert!(ok);
+    assert!(out.contains("default|") && out.contains("sales|"), "{out}");
+    let (out, _, ok) = psql(&server, &["-A", "-t"], "\\l");
+    assert!(ok, "{out}");
+    let (out, _, ok) = psql(&server, &["-A", "-t"], "SELECT version()");
+    assert!(ok && out.starts_with("PostgreSQL 16.6 (fusegate"), "{out}");
+}
