@@ -3,7 +3,9 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod maintenance;
 pub mod meta;
+pub mod reader;
 pub mod schema;
 pub mod stats;
 pub mod table;

@@ -130,6 +130,83 @@ impl FuseTable {
             .await
     }
 
+    /// The table's snapshots, newest first, following each snapshot's
+    /// predecessor from the pinned one. History ends where a predecessor is
+    /// gone (purged by VACUUM).
+    pub async fn history(&self) -> Result<Vec<(String, Arc<Snapshot>)>> {
+        let mut out = Vec::new();
+        let mut next = self.meta.snapshot_location.clone();
+        while let Some(location) = next {
+            let snapshot = match self.read_snapshot(&location).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::ObjectNotFound && !out.is_empty() => break,
+                Err(e) => return Err(e),
+            };
+            next = snapshot.prev_snapshot_location.clone();
+            out.push((location, snapshot));
+        }
+        Ok(out)
+    }
+
+    /// The snapshot of this table's history a travel point names.
+    pub async fn travel(&self, point: &TravelPoint) -> Result<String> {
+        let history = self.history().await?;
+        let found = match point {
+            TravelPoint::Snapshot(id) => history.into_iter().find(|(_, s)| &s.snapshot_id == id),
+            TravelPoint::Timestamp(micros) => history
+                .into_iter()
+                .find(|(_, s)| s.timestamp.timestamp_micros() <= *micros),
+        };
+        match (found, point) {
+            (Some((location, _)), _) => Ok(location),
+            (None, TravelPoint::Snapshot(id)) => Err(snapshot_not_found(self, id)),
+            (None, TravelPoint::Timestamp(_)) => Err(Error::new(
+                ErrorKind::UndefinedObject,
+                format!(
+                    "table {}.{} has no snapshot at or before that time (its history starts later or was purged)",
+                    self.db_name, self.meta.name
+                ),
+            )),
+        }
+    }
+
+    /// FLASHBACK: commits a new snapshot with the contents of an earlier one
+    /// (history is kept: the flashback itself can be undone by time travel).
+    pub async fn flashback(&self, point: &TravelPoint) -> Result<()> {
+        let target = self.travel(point).await?;
+        let target = self.read_snapshot(&target).await?;
+        if target.schema != self.meta.schema {
+            return Err(Error::unsupported(
+                "FLASHBACK to a snapshot with a different schema is not supported",
+            ));
+        }
+        let segments = target.segments.clone();
+        self.commit(|_| Ok(segments.clone())).await.map(|_| ())
+    }
+
+    /// This table at its newest committed snapshot.
+    pub async fn latest(&self) -> Result<FuseTable> {
+        let state = self.engine.catalog().current().await?;
+        match state.table_by_id(self.meta.id) {
+            Some(meta) => match &meta.snapshot_location {
+                Some(loc) => Ok(self.at_snapshot(loc.clone())),
+                None => Ok(self.clone()),
+            },
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// The same table pinned at another snapshot of its history (time travel).
+    pub fn at_snapshot(&self, location: String) -> FuseTable {
+        let mut meta = (*self.meta).clone();
+        meta.snapshot_location = Some(location);
+        FuseTable {
+            meta: Arc::new(meta),
+            txn: None,
+            ..self.clone()
+        }
+    }
+
     /// Forgets cached metadata of this table (after its objects changed under it).
     pub fn evict_cache(&self) {
         self.engine
@@ -141,21 +218,34 @@ impl FuseTable {
         self.meta.options.get(key).and_then(|v| v.parse().ok())
     }
 
-    /// A writer for new blocks of this table, sized by its options.
-    pub fn writer(&self) -> TableWriter {
+    /// How big this table's blocks may grow (its `row_per_block` option).
+    pub fn block_limits(&self) -> BlockLimits {
         let mut limits = BlockLimits::default();
         if let Some(rows) = self.option_usize("row_per_block") {
             limits.max_rows = rows.max(1);
         }
-        TableWriter::new(self.storage.clone(), self.meta.schema.clone(), limits)
+        limits
+    }
+
+    /// Blocks per segment (its `block_per_segment` option).
+    pub fn block_per_segment(&self) -> usize {
+        self.option_usize("block_per_segment")
+            .unwrap_or(DEFAULT_BLOCK_PER_SEGMENT)
+            .max(1)
+    }
+
+    /// A writer for new blocks of this table, sized by its options.
+    pub fn writer(&self) -> TableWriter {
+        TableWriter::new(
+            self.storage.clone(),
+            self.meta.schema.clone(),
+            self.block_limits(),
+        )
     }
 
     /// Writes segment objects for `blocks`, `block_per_segment` blocks each.
     async fn write_segments(&self, blocks: Vec<BlockMeta>) -> Result<Vec<SegmentRef>> {
-        let per_segment = self
-            .option_usize("block_per_segment")
-            .unwrap_or(DEFAULT_BLOCK_PER_SEGMENT)
-            .max(1);
+        let per_segment = self.block_per_segment();
         let mut segments = Vec::new();
         for chunk in blocks.chunks(per_segment) {
             let segment = Segment::new(chunk.to_vec());
@@ -184,6 +274,51 @@ impl FuseTable {
             Ok(segments)
         })
         .await
+    }
+
+    /// Writes segment objects for `blocks` (for rewrites: mutations, compaction).
+    pub async fn segments_for(&self, blocks: Vec<BlockMeta>) -> Result<Vec<SegmentRef>> {
+        self.write_segments(blocks).await
+    }
+
+    /// Commits `segments` as the table's new contents, given that they were
+    /// derived from the snapshot `read`. Appends committed since are kept
+    /// (they are the segments in front of `read`'s); any other change is a
+    /// conflict (40001): a rewrite never loses a concurrent write.
+    pub async fn commit_rewrite(
+        &self,
+        read: &Snapshot,
+        segments: Vec<SegmentRef>,
+    ) -> Result<Arc<Snapshot>> {
+        self.commit(|base| {
+            let Some(base) = base else {
+                return Err(self.conflict());
+            };
+            if base.snapshot_id == read.snapshot_id {
+                return Ok(segments.clone());
+            }
+            let n = read.segments.len();
+            if base.segments.len() >= n
+                && base.segments[base.segments.len() - n..] == read.segments[..]
+            {
+                let mut merged = base.segments[..base.segments.len() - n].to_vec();
+                merged.extend(segments.iter().cloned());
+                return Ok(merged);
+            }
+            Err(self.conflict())
+        })
+        .await
+    }
+
+    fn conflict(&self) -> Error {
+        Error::new(
+            ErrorKind::SerializationFailure,
+            format!(
+                "could not serialize access due to concurrent update of table {}.{}",
+                self.db_name, self.meta.name
+            ),
+        )
+        .with_hint("Another statement changed the rows this one read; retry it.")
     }
 
     /// The first snapshot of a table not yet in the catalog (CREATE TABLE AS):
@@ -313,6 +448,28 @@ impl FuseTable {
         );
         Ok(Arc::new(snapshot))
     }
+}
+
+/// A point of a table's history.
+#[derive(Debug, Clone)]
+pub enum TravelPoint {
+    Snapshot(String),
+    /// Microseconds since the epoch: the newest snapshot not after it.
+    Timestamp(i64),
+}
+
+pub fn snapshot_not_found(table: &FuseTable, id: &str) -> Error {
+    Error::new(
+        ErrorKind::UndefinedObject,
+        format!(
+            "snapshot \"{id}\" is not in the history of table {}.{}",
+            table.db_name, table.meta.name
+        ),
+    )
+    .with_hint(format!(
+        "SELECT snapshot_id FROM fuse_snapshot('{}', '{}') lists the snapshots.",
+        table.db_name, table.meta.name
+    ))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], location: &str) -> Result<T> {

@@ -231,3 +231,111 @@ async fn check_location(location: &StorageLocation) -> Result<()> {
         .with_hint("Check the bucket name, the endpoint_url and the credentials in CONNECTION.")
     })
 }
+
+/// A dropped table still recoverable with UNDROP.
+#[derive(Debug, Clone)]
+pub struct DroppedTable {
+    pub database: String,
+    pub name: String,
+    pub created_on: chrono::DateTime<Utc>,
+    pub dropped_on: chrono::DateTime<Utc>,
+    pub meta: TableMeta,
+}
+
+/// Dropped tables (of one database, or all), most recently dropped first.
+pub fn dropped_tables(engine: &FuseEngine, database: Option<&str>) -> Result<Vec<DroppedTable>> {
+    let state = engine.catalog().cached();
+    let db_filter = match database {
+        Some(name) => Some(state.require_database(name)?.id),
+        None => None,
+    };
+    let mut out: Vec<DroppedTable> = state
+        .tables
+        .iter()
+        .filter(|t| t.is_dropped() && db_filter.is_none_or(|id| t.db_id == id))
+        .filter_map(|t| {
+            Some(DroppedTable {
+                database: state
+                    .databases
+                    .iter()
+                    .find(|d| d.id == t.db_id)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| format!("<dropped database {}>", t.db_id)),
+                name: t.name.clone(),
+                created_on: t.created_on,
+                dropped_on: t.dropped_on?,
+                meta: t.clone(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| std::cmp::Reverse(d.dropped_on));
+    Ok(out)
+}
+
+/// UNDROP TABLE: brings back the most recently dropped table of that name.
+pub async fn undrop_table(engine: &FuseEngine, database: &str, name: &str) -> Result<()> {
+    engine
+        .catalog()
+        .commit(|state| {
+            let db = state.require_database(database)?.id;
+            if state.table(database, name).is_some() {
+                bail!(
+                    DuplicateTable,
+                    "relation \"{name}\" already exists; rename or drop it before UNDROP"
+                );
+            }
+            let Some(id) = state
+                .tables
+                .iter()
+                .filter(|t| t.db_id == db && t.name == name && t.is_dropped())
+                .max_by_key(|t| t.dropped_on)
+                .map(|t| t.id)
+            else {
+                bail!(
+                    UndefinedTable,
+                    "no dropped table \"{name}\" in database \"{database}\" to undrop"
+                );
+            };
+            if let Some(t) = state.table_by_id_mut(id) {
+                t.dropped_on = None;
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
+/// VACUUM DROP TABLE: removes for good the tables dropped longer than
+/// `retain` ago — their objects, then their catalog entries. Returns the
+/// tables and how many objects each had.
+pub async fn vacuum_dropped(
+    engine: &FuseEngine,
+    database: Option<&str>,
+    retain: std::time::Duration,
+    dry_run: bool,
+) -> Result<Vec<(DroppedTable, usize)>> {
+    let boundary = Utc::now() - chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+    let mut out = Vec::new();
+    for dropped in dropped_tables(engine, database)? {
+        if dropped.dropped_on > boundary {
+            continue;
+        }
+        let storage = engine.table_storage(&dropped.meta)?;
+        let objects = storage.list("").await?;
+        if !dry_run {
+            storage
+                .delete_many(objects.iter().map(|o| o.path.clone()).collect())
+                .await?;
+            let id = dropped.meta.id;
+            engine
+                .catalog()
+                .commit(|state| {
+                    state.tables.retain(|t| t.id != id);
+                    Ok(())
+                })
+                .await?;
+        }
+        out.push((dropped, objects.len()));
+    }
+    Ok(out)
+}

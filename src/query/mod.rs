@@ -4,6 +4,7 @@
 
 mod catalog;
 pub mod error;
+mod functions;
 mod insert;
 mod mutation;
 mod pg;
@@ -33,6 +34,9 @@ pub use self::scan::{ScanReport, ScanReports};
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
 pub use datafusion::common::ParamValues;
+
+/// The table function the SQL layer substitutes for `t AT (...)`.
+pub const TIME_TRAVEL_FUNCTION: &str = "fuse_time_travel";
 
 /// Writes the rows of `stream` as blocks of `table`, uncommitted (CREATE TABLE AS).
 pub async fn write_query_blocks(
@@ -121,6 +125,27 @@ impl QueryEngine {
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
         ctx.register_catalog(CATALOG_NAME, Arc::new(catalog));
+        for (name, kind) in [
+            ("fuse_snapshot", functions::MetaKind::Snapshot),
+            ("fuse_segment", functions::MetaKind::Segment),
+            ("fuse_block", functions::MetaKind::Block),
+        ] {
+            ctx.register_udtf(
+                name,
+                Arc::new(functions::FuseMetaFunction {
+                    kind,
+                    fuse: self.fuse.clone(),
+                    txn: txn.clone(),
+                }),
+            );
+        }
+        ctx.register_udtf(
+            TIME_TRAVEL_FUNCTION,
+            Arc::new(functions::TimeTravelFunction {
+                fuse: self.fuse.clone(),
+                txn: txn.clone(),
+            }),
+        );
         pg::install(&ctx, self.fuse.clone())?;
         pg::set_current_schema(&ctx, database);
         Ok(QueryContext { ctx, reports, txn })
@@ -407,6 +432,40 @@ impl QueryContext {
                 Ok(QueryOutput::Affected { kind, rows })
             }
         }
+    }
+
+    /// Evaluates a constant SQL expression as a timestamp (microseconds since
+    /// the epoch), e.g. FLASHBACK's `TIMESTAMP => now() - INTERVAL '1 hour'`.
+    pub async fn eval_timestamp(&self, expr: ast::Expr) -> Result<i64> {
+        let sql = format!("SELECT CAST(({expr}) AS TIMESTAMP)");
+        let statement =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &sql)
+                .map_err(|e| Error::syntax(format!("syntax error: {e}")))?
+                .remove(0);
+        let plan = self.plan(statement).await?;
+        let QueryOutput::Rows { stream, .. } = self.execute(&plan, None).await? else {
+            return Err(Error::internal("timestamp expression returned no rows"));
+        };
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        let column = batches
+            .first()
+            .map(|b| b.column(0).clone())
+            .ok_or_else(|| Error::internal("timestamp expression returned no rows"))?;
+        let column = arrow::compute::cast(
+            &column,
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        )?;
+        let values = column
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .ok_or_else(|| Error::internal("timestamp expression of another type"))?;
+        if values.is_empty() || arrow::array::Array::is_null(values, 0) {
+            return Err(Error::new(
+                crate::error::ErrorKind::NullValueNotAllowed,
+                "the timestamp is NULL",
+            ));
+        }
+        Ok(values.value(0))
     }
 
     /// The scans of the last statement planned or executed.

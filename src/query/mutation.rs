@@ -15,20 +15,18 @@ use arrow::compute::kernels::zip::zip;
 use arrow::compute::{filter_record_batch, not, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use bytes::Bytes;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
-use futures::TryStreamExt;
 
 use super::insert::conform;
 use super::prune::prune_blocks;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseTable;
-use crate::fuse::meta::{BlockMeta, Segment, SegmentRef, Snapshot, paths};
+use crate::fuse::meta::{BlockMeta, SegmentRef};
+use crate::fuse::reader::read_block;
 
 /// What a mutation does to the rows its predicate selects.
 pub enum Mutation {
@@ -139,7 +137,7 @@ async fn mutate(
         || (predicate.is_none() && matches!(mutation, Mutation::Delete))
     {
         let rows = snapshot.summary.row_count;
-        commit(table, &snapshot, Vec::new()).await?;
+        table.commit_rewrite(&snapshot, Vec::new()).await?;
         return Ok(rows);
     }
     let segments = table.segments(&snapshot).await?;
@@ -164,7 +162,7 @@ async fn mutate(
                     kept_blocks.push(block.clone());
                     continue;
                 }
-                let batches = read_block(table, block).await?;
+                let batches = read_block(table.storage(), block).await?;
                 let mut changed = 0u64;
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in batches {
@@ -206,9 +204,12 @@ async fn mutate(
     written.extend(rewritten.iter().map(|b| b.location.clone()));
     kept_blocks.extend(rewritten);
     let outcome = async {
-        let mut segments_out = write_segments(table, kept_blocks).await?;
+        let mut segments_out = table.segments_for(kept_blocks).await?;
         segments_out.append(&mut new_segments);
-        commit(table, &snapshot, segments_out).await
+        table
+            .commit_rewrite(&snapshot, segments_out)
+            .await
+            .map(|_| ())
     }
     .await;
     if let Err(e) = outcome {
@@ -276,77 +277,4 @@ fn apply(
             Ok((RecordBatch::try_new(schema.clone(), columns)?, count))
         }
     }
-}
-
-/// Every row of a block, read through the table's storage.
-async fn read_block(table: &FuseTable, block: &BlockMeta) -> Result<Vec<RecordBatch>> {
-    let reader = table
-        .storage()
-        .block_reader(&block.location, block.file_size);
-    let stream = ParquetRecordBatchStreamBuilder::new(reader)
-        .await?
-        .build()?;
-    Ok(stream.try_collect().await?)
-}
-
-async fn write_segments(table: &FuseTable, blocks: Vec<BlockMeta>) -> Result<Vec<SegmentRef>> {
-    let per_segment = table
-        .meta()
-        .options
-        .get("block_per_segment")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1000)
-        .max(1);
-    let mut out = Vec::new();
-    for chunk in blocks.chunks(per_segment) {
-        let segment = Segment::new(chunk.to_vec());
-        let location = paths::new_segment();
-        table
-            .storage()
-            .write(&location, Bytes::from(serde_json::to_vec(&segment)?))
-            .await?;
-        out.push(SegmentRef {
-            location,
-            summary: segment.summary,
-        });
-    }
-    Ok(out)
-}
-
-/// Commits `segments` as the table's new contents, given that they were
-/// derived from `read`. Appends committed since are kept (they are the
-/// segments in front of `read`'s); any other change is a conflict.
-async fn commit(table: &FuseTable, read: &Snapshot, segments: Vec<SegmentRef>) -> Result<()> {
-    table
-        .commit(|base| {
-            let Some(base) = base else {
-                return Err(conflict(table));
-            };
-            if base.snapshot_id == read.snapshot_id {
-                return Ok(segments.clone());
-            }
-            let n = read.segments.len();
-            if base.segments.len() >= n
-                && base.segments[base.segments.len() - n..] == read.segments[..]
-            {
-                let mut merged = base.segments[..base.segments.len() - n].to_vec();
-                merged.extend(segments.iter().cloned());
-                return Ok(merged);
-            }
-            Err(conflict(table))
-        })
-        .await
-        .map(|_| ())
-}
-
-fn conflict(table: &FuseTable) -> Error {
-    Error::new(
-        ErrorKind::SerializationFailure,
-        format!(
-            "could not serialize access due to concurrent update of table {}.{}",
-            table.db_name(),
-            table.name()
-        ),
-    )
-    .with_hint("Another statement changed the rows this one read; retry it.")
 }

@@ -2,6 +2,7 @@
 //! and the one place where parsed statements are run, whichever protocol
 //! (simple or extended) they came by.
 
+mod maintenance;
 mod settings;
 mod show;
 
@@ -427,6 +428,38 @@ impl Session {
                 }),
                 None => Ok(Output::Command("SET".into())),
             },
+            Statement::Flashback { name, point } => {
+                let table = maintenance::table(&fuse, &self.database_of(&name), &name.name)?;
+                maintenance::flashback(&self.query, &table, point).await
+            }
+            Statement::Undrop { name } => {
+                ops::undrop_table(&fuse, &self.database_of(&name), &name.name).await?;
+                Ok(Output::Command("UNDROP TABLE".into()))
+            }
+            Statement::ShowDropTables { database } => {
+                let db = database.unwrap_or_else(|| self.database.clone());
+                maintenance::show_drop_tables(&fuse, Some(&db))
+            }
+            Statement::Vacuum {
+                name,
+                retain_hours,
+                dry_run,
+            } => {
+                let table = maintenance::table(&fuse, &self.database_of(&name), &name.name)?;
+                maintenance::vacuum(&table, retain_hours, dry_run).await
+            }
+            Statement::VacuumDropTables {
+                database,
+                retain_hours,
+                dry_run,
+            } => {
+                maintenance::vacuum_drop_tables(&fuse, database.as_deref(), retain_hours, dry_run)
+                    .await
+            }
+            Statement::Optimize { name, action } => {
+                let table = maintenance::table(&fuse, &self.database_of(&name), &name.name)?;
+                maintenance::optimize(&table, action).await
+            }
             Statement::Show { name } => {
                 let value = self.settings.get(&name)?.to_string();
                 Ok(single_column(&name, vec![value]))

@@ -8,6 +8,7 @@
 
 mod names;
 mod parser;
+mod time_travel;
 mod types;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,54 @@ pub enum Statement {
     Show {
         name: String,
     },
+    /// `FLASHBACK TABLE t TO (SNAPSHOT => 'id' | TIMESTAMP => expr)`.
+    Flashback {
+        name: TableName,
+        point: TravelSpec,
+    },
+    /// `UNDROP TABLE t`.
+    Undrop {
+        name: TableName,
+    },
+    /// `SHOW DROP TABLES [FROM db]`.
+    ShowDropTables {
+        database: Option<String>,
+    },
+    /// `VACUUM TABLE t [RETAIN n HOURS] [DRY RUN]`.
+    Vacuum {
+        name: TableName,
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
+    /// `VACUUM DROP TABLE [FROM db] [RETAIN n HOURS] [DRY RUN]`.
+    VacuumDropTables {
+        database: Option<String>,
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
+    /// `OPTIMIZE TABLE t COMPACT [SEGMENT] [LIMIT n]` / `PURGE` / `ALL`.
+    Optimize {
+        name: TableName,
+        action: OptimizeAction,
+    },
+}
+
+/// A point of a table's history, as written in SQL.
+#[derive(Debug, Clone)]
+pub enum TravelSpec {
+    Snapshot(String),
+    Timestamp(Box<ast::Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptimizeAction {
+    Compact {
+        segments_only: bool,
+        limit: Option<u64>,
+    },
+    Purge,
+    /// Compact, then purge.
+    All,
 }
 
 impl Statement {
@@ -126,6 +175,11 @@ impl Statement {
             Statement::Commit => "COMMIT",
             Statement::Rollback => "ROLLBACK",
             Statement::Set { .. } => "SET",
+            Statement::Flashback { .. } => "FLASHBACK",
+            Statement::Undrop { .. } => "UNDROP TABLE",
+            Statement::ShowDropTables { .. } => "SHOW",
+            Statement::Vacuum { .. } | Statement::VacuumDropTables { .. } => "VACUUM",
+            Statement::Optimize { .. } => "OPTIMIZE",
         }
     }
 }

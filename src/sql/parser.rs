@@ -9,17 +9,23 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::Token;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::types::column_type;
-use super::{ColumnSpec, CreateTable, Statement, TableName, normalize_ident};
+use super::{
+    ColumnSpec, CreateTable, OptimizeAction, Statement, TableName, TravelSpec, normalize_ident,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::StorageLocation;
 
 /// Parses one query string (one or more statements separated by `;`).
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
+    let tokens = super::time_travel::rewrite(tokens);
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -107,6 +113,101 @@ fn parse_statement(p: &mut Parser) -> Result<Statement> {
             let name = table_name(&p.parse_object_name(false).map_err(syntax)?)?;
             Ok(Statement::ShowCreateTable { name })
         }
+        ["FLASHBACK", "TABLE", ..] => {
+            p.next_token();
+            p.next_token();
+            let name = table_name(&p.parse_object_name(false).map_err(syntax)?)?;
+            if !p.parse_keyword(Keyword::TO) {
+                return Err(Error::syntax(
+                    "FLASHBACK TABLE needs TO (SNAPSHOT => ...) or TO (TIMESTAMP => ...)",
+                ));
+            }
+            let point = travel_spec(p)?;
+            Ok(Statement::Flashback { name, point })
+        }
+        ["UNDROP", "TABLE", ..] => {
+            p.next_token();
+            p.next_token();
+            let name = table_name(&p.parse_object_name(false).map_err(syntax)?)?;
+            Ok(Statement::Undrop { name })
+        }
+        ["SHOW", "DROP", "TABLES", ..] => {
+            for _ in 0..3 {
+                p.next_token();
+            }
+            let database = if p.parse_keyword(Keyword::FROM) || p.parse_keyword(Keyword::IN) {
+                Some(normalize_ident(&p.parse_identifier().map_err(syntax)?))
+            } else {
+                None
+            };
+            Ok(Statement::ShowDropTables { database })
+        }
+        ["VACUUM", "DROP", "TABLE", ..] => {
+            for _ in 0..3 {
+                p.next_token();
+            }
+            let database = if p.parse_keyword(Keyword::FROM) {
+                Some(normalize_ident(&p.parse_identifier().map_err(syntax)?))
+            } else {
+                None
+            };
+            let retain_hours = retain(p)?;
+            let dry_run = dry_run(p);
+            Ok(Statement::VacuumDropTables {
+                database,
+                retain_hours,
+                dry_run,
+            })
+        }
+        ["VACUUM", "TABLE", ..] => {
+            p.next_token();
+            p.next_token();
+            let name = table_name(&p.parse_object_name(false).map_err(syntax)?)?;
+            let retain_hours = retain(p)?;
+            let dry_run = dry_run(p);
+            Ok(Statement::Vacuum {
+                name,
+                retain_hours,
+                dry_run,
+            })
+        }
+        ["OPTIMIZE", "TABLE", ..] => {
+            p.next_token();
+            p.next_token();
+            let name = table_name(&p.parse_object_name(false).map_err(syntax)?)?;
+            let action = match peek_words::<1>(p)[0].as_str() {
+                "COMPACT" => {
+                    p.next_token();
+                    let segments_only = matches!(peek_words::<1>(p)[0].as_str(), "SEGMENT");
+                    if segments_only {
+                        p.next_token();
+                    }
+                    let limit = if p.parse_keyword(Keyword::LIMIT) {
+                        Some(p.parse_literal_uint().map_err(syntax)?)
+                    } else {
+                        None
+                    };
+                    OptimizeAction::Compact {
+                        segments_only,
+                        limit,
+                    }
+                }
+                "PURGE" => {
+                    p.next_token();
+                    OptimizeAction::Purge
+                }
+                "ALL" => {
+                    p.next_token();
+                    OptimizeAction::All
+                }
+                _ => {
+                    return Err(Error::syntax(
+                        "OPTIMIZE TABLE needs COMPACT [SEGMENT] [LIMIT n], PURGE or ALL",
+                    ));
+                }
+            };
+            Ok(Statement::Optimize { name, action })
+        }
         ["USE", ..] => {
             p.next_token();
             let database = normalize_ident(&p.parse_identifier().map_err(syntax)?);
@@ -114,6 +215,51 @@ fn parse_statement(p: &mut Parser) -> Result<Statement> {
         }
         _ => route(p.parse_statement().map_err(syntax)?),
     }
+}
+
+/// `( SNAPSHOT => 'id' )` or `( TIMESTAMP => expr )`.
+fn travel_spec(p: &mut Parser) -> Result<TravelSpec> {
+    p.expect_token(&Token::LParen).map_err(syntax)?;
+    let kind = peek_words::<1>(p)[0].clone();
+    p.next_token();
+    p.expect_token(&Token::RArrow).map_err(syntax)?;
+    let spec = match kind.as_str() {
+        "SNAPSHOT" => TravelSpec::Snapshot(p.parse_literal_string().map_err(syntax)?),
+        "TIMESTAMP" => TravelSpec::Timestamp(Box::new(p.parse_expr().map_err(syntax)?)),
+        _ => {
+            return Err(Error::syntax(
+                "expected SNAPSHOT => 'id' or TIMESTAMP => expression",
+            ));
+        }
+    };
+    p.expect_token(&Token::RParen).map_err(syntax)?;
+    Ok(spec)
+}
+
+/// `RETAIN n HOURS`, if present.
+fn retain(p: &mut Parser) -> Result<Option<u64>> {
+    if peek_words::<1>(p)[0] != "RETAIN" {
+        return Ok(None);
+    }
+    p.next_token();
+    let n = p.parse_literal_uint().map_err(syntax)?;
+    match peek_words::<1>(p)[0].as_str() {
+        "HOURS" | "HOUR" => {
+            p.next_token();
+            Ok(Some(n))
+        }
+        _ => Err(Error::syntax("RETAIN takes a number of HOURS")),
+    }
+}
+
+/// `DRY RUN`, if present.
+fn dry_run(p: &mut Parser) -> bool {
+    if peek_words::<2>(p) == ["DRY".to_string(), "RUN".to_string()] {
+        p.next_token();
+        p.next_token();
+        return true;
+    }
+    false
 }
 
 /// The tail Databend allows after a CREATE TABLE's column list:

@@ -7,6 +7,7 @@ mod common;
 mod durability;
 mod errors;
 mod failsafe;
+mod lifecycle;
 mod mutations;
 mod protocol;
 mod pruning;

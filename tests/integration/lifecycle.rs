@@ -1,0 +1,322 @@
+//! The fuse lifecycle: time travel, fuse_* introspection, FLASHBACK,
+//! OPTIMIZE ... COMPACT, VACUUM, DROP / UNDROP / VACUUM DROP TABLE.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::common::{TestServer, column, rows, scalar, sqlstate};
+
+/// Ages every file under `dir`, as if written two hours ago (VACUUM never
+/// removes unreferenced objects younger than a few minutes).
+fn age_files(dir: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            age_files(&path);
+        } else {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+}
+
+fn count_files(dir: &Path, part: &str) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            n += count_files(&path, part);
+        } else if path.to_string_lossy().contains(part) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn time_travel_and_introspection() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE h (a INT)").await.unwrap();
+    c.batch_execute("INSERT INTO h VALUES (1), (2)")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO h VALUES (3)").await.unwrap();
+    c.batch_execute("DELETE FROM h WHERE a = 1").await.unwrap();
+
+    let snaps = rows(&c, "SELECT snapshot_id, row_count, segment_count, previous_snapshot_id, timestamp FROM fuse_snapshot('default', 'h')").await;
+    assert_eq!(snaps.len(), 3, "{snaps:?}");
+    // Newest first.
+    assert_eq!(snaps[0][1].as_deref(), Some("2"));
+    assert_eq!(snaps[1][1].as_deref(), Some("3"));
+    assert_eq!(snaps[2][1].as_deref(), Some("2"));
+    assert_eq!(snaps[0][3], snaps[1][0]);
+    assert_eq!(snaps[2][3], None);
+    let first = snaps[2][0].clone().unwrap();
+    let second = snaps[1][0].clone().unwrap();
+
+    assert_eq!(
+        column(
+            &c,
+            &format!("SELECT a FROM h AT (SNAPSHOT => '{first}') ORDER BY a")
+        )
+        .await,
+        vec![Some("1".into()), Some("2".into())]
+    );
+    assert_eq!(
+        scalar(
+            &c,
+            &format!("SELECT sum(h.a) FROM h AT (SNAPSHOT => '{second}') WHERE h.a > 1")
+        )
+        .await,
+        "5"
+    );
+    let at_second = snaps[1][4].clone().unwrap();
+    assert_eq!(
+        scalar(
+            &c,
+            &format!("SELECT count(*) FROM default.h AT (TIMESTAMP => '{at_second}'::timestamp) x")
+        )
+        .await,
+        "3"
+    );
+    assert_eq!(scalar(&c, "SELECT count(*) FROM h").await, "2");
+    let err = c
+        .simple_query("SELECT * FROM h AT (SNAPSHOT => 'nope')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+    let err = c
+        .simple_query("SELECT * FROM h AT (TIMESTAMP => '2000-01-01'::timestamp)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+
+    // Segments and blocks of the current snapshot, and of an older one.
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_segment('default', 'h')").await,
+        "2"
+    );
+    assert_eq!(
+        scalar(&c, "SELECT sum(row_count) FROM fuse_block('default', 'h')").await,
+        "2"
+    );
+    assert_eq!(
+        scalar(
+            &c,
+            &format!("SELECT sum(row_count) FROM fuse_block('default', 'h', '{first}')")
+        )
+        .await,
+        "2"
+    );
+    let block = rows(
+        &c,
+        "SELECT block_location, file_size > 0 FROM fuse_block('default', 'h') LIMIT 1",
+    )
+    .await;
+    assert!(block[0][0].as_deref().unwrap().contains("/_b/"));
+    assert_eq!(block[0][1].as_deref(), Some("t"));
+    assert_eq!(
+        sqlstate(
+            &c.simple_query("SELECT * FROM fuse_block('default', 'nope')")
+                .await
+                .unwrap_err()
+        ),
+        "42P01"
+    );
+
+    // FLASHBACK makes an old state current; history is kept, so it can be undone.
+    c.batch_execute(&format!("FLASHBACK TABLE h TO (SNAPSHOT => '{first}')"))
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&c, "SELECT a FROM h ORDER BY a").await,
+        vec![Some("1".into()), Some("2".into())]
+    );
+    let latest_before = snaps[0][0].clone().unwrap();
+    c.batch_execute(&format!(
+        "FLASHBACK TABLE h TO (SNAPSHOT => '{latest_before}')"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        column(&c, "SELECT a FROM h ORDER BY a").await,
+        vec![Some("2".into()), Some("3".into())]
+    );
+    c.batch_execute("FLASHBACK TABLE h TO (TIMESTAMP => now())")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM h").await, "2");
+}
+
+#[tokio::test]
+async fn compact_merges_small_blocks() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE s (a INT, b TEXT) ROW_PER_BLOCK = 1000")
+        .await
+        .unwrap();
+    for i in 0..12 {
+        c.batch_execute(&format!(
+            "INSERT INTO s SELECT g, 'x' || g FROM generate_series({}, {}) AS t(g)",
+            i * 50 + 1,
+            i * 50 + 50
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_block('default', 's')").await,
+        "12"
+    );
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_segment('default', 's')").await,
+        "12"
+    );
+    let before = rows(&c, "SELECT count(*), sum(a), min(b), max(b) FROM s").await;
+    c.batch_execute("OPTIMIZE TABLE s COMPACT").await.unwrap();
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_block('default', 's')").await,
+        "1"
+    );
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_segment('default', 's')").await,
+        "1"
+    );
+    assert_eq!(
+        rows(&c, "SELECT count(*), sum(a), min(b), max(b) FROM s").await,
+        before
+    );
+    // Segment-only compaction packs segments without rewriting blocks.
+    for i in 0..3 {
+        c.batch_execute(&format!("INSERT INTO s VALUES ({}, 'y')", 1000 + i))
+            .await
+            .unwrap();
+    }
+    c.batch_execute("OPTIMIZE TABLE s COMPACT SEGMENT")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_segment('default', 's')").await,
+        "1"
+    );
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_block('default', 's')").await,
+        "4"
+    );
+    assert_eq!(scalar(&c, "SELECT count(*) FROM s").await, "603");
+}
+
+#[tokio::test]
+async fn vacuum_removes_only_what_no_retained_snapshot_needs() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE v (a INT) ROW_PER_BLOCK = 10")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO v SELECT g FROM generate_series(1, 100) AS t(g)")
+        .await
+        .unwrap();
+    c.batch_execute("DELETE FROM v WHERE a <= 15")
+        .await
+        .unwrap();
+    c.batch_execute("UPDATE v SET a = a + 1000 WHERE a > 95")
+        .await
+        .unwrap();
+    let blocks_now = count_files(server.data_dir(), "/_b/");
+    assert!(
+        blocks_now > 10,
+        "rewrites left old blocks behind: {blocks_now}"
+    );
+    // Everything is recent: nothing is removed, whatever the retention.
+    assert!(
+        column(&c, "VACUUM TABLE v RETAIN 0 HOURS DRY RUN")
+            .await
+            .is_empty()
+    );
+    age_files(server.data_dir());
+    let listed = column(&c, "VACUUM TABLE v RETAIN 0 HOURS DRY RUN").await;
+    assert!(!listed.is_empty());
+    assert_eq!(
+        count_files(server.data_dir(), "/_b/"),
+        blocks_now,
+        "a dry run removes nothing"
+    );
+    // Within the default retention (24 h) the history is kept.
+    assert!(column(&c, "VACUUM TABLE v DRY RUN").await.is_empty());
+    let removed = rows(&c, "VACUUM TABLE v RETAIN 0 HOURS").await;
+    assert_eq!(
+        removed[0][0].as_deref(),
+        Some(listed.len().to_string().as_str())
+    );
+    assert_eq!(count_files(server.data_dir(), "/_b/"), 9);
+    // The table reads exactly as before, and old history is gone.
+    assert_eq!(scalar(&c, "SELECT count(*) FROM v").await, "85");
+    assert_eq!(scalar(&c, "SELECT max(a) FROM v").await, "1100");
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM fuse_snapshot('default', 'v')").await,
+        "1"
+    );
+    assert!(
+        column(&c, "VACUUM TABLE v RETAIN 0 HOURS DRY RUN")
+            .await
+            .is_empty()
+    );
+    // OPTIMIZE ... PURGE uses the table's retention.
+    c.batch_execute("OPTIMIZE TABLE v PURGE").await.unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM v").await, "85");
+}
+
+#[tokio::test]
+async fn drop_undrop_and_vacuum_drop() {
+    let mut server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE d (a INT); INSERT INTO d VALUES (1), (2)")
+        .await
+        .unwrap();
+    c.batch_execute("DROP TABLE d").await.unwrap();
+    assert_eq!(
+        sqlstate(&c.simple_query("SELECT * FROM d").await.unwrap_err()),
+        "42P01"
+    );
+    let dropped = rows(&c, "SHOW DROP TABLES").await;
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0][0].as_deref(), Some("d"));
+    c.batch_execute("UNDROP TABLE d").await.unwrap();
+    assert_eq!(scalar(&c, "SELECT sum(a) FROM d").await, "3");
+    assert!(rows(&c, "SHOW DROP TABLES").await.is_empty());
+    // UNDROP refuses to shadow a live table.
+    c.batch_execute("DROP TABLE d; CREATE TABLE d (z TEXT)")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&c.batch_execute("UNDROP TABLE d").await.unwrap_err()),
+        "42P07"
+    );
+    c.batch_execute("DROP TABLE d").await.unwrap();
+    assert_eq!(rows(&c, "SHOW DROP TABLES").await.len(), 2);
+    // Survives a restart.
+    server.restart();
+    let c = server.client().await;
+    c.batch_execute("UNDROP TABLE d").await.unwrap();
+    assert_eq!(
+        column(&c, "SELECT z FROM d").await,
+        Vec::<Option<String>>::new()
+    );
+    c.batch_execute("DROP TABLE d").await.unwrap();
+    // Within the retention nothing is purged; with RETAIN 0 everything dropped is.
+    assert!(rows(&c, "VACUUM DROP TABLE").await.is_empty());
+    let purged = rows(&c, "VACUUM DROP TABLE RETAIN 0 HOURS").await;
+    assert_eq!(purged.len(), 2);
+    assert!(rows(&c, "SHOW DROP TABLES").await.is_empty());
+    assert_eq!(
+        sqlstate(&c.batch_execute("UNDROP TABLE d").await.unwrap_err()),
+        "42P01"
+    );
+    assert_eq!(count_files(server.data_dir(), "/_b/"), 0);
+}
