@@ -129,7 +129,7 @@ impl FuseTable {
             let result: Result<()> = async {
                 for block in &blocks {
                     if block.row_count < small_rows {
-                        for batch in read_block(self.storage(), block).await? {
+                        for batch in read_block(self.storage(), block, &self.meta().schema).await? {
                             writer.write(batch).await?;
                         }
                     } else {

@@ -123,6 +123,10 @@ pub struct ColumnMeta {
     /// The DEFAULT expression as SQL text, evaluated when an INSERT omits the column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// For a column added by ALTER TABLE: the value (as text) that rows
+    /// written before it existed read as. None: NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +153,7 @@ impl TableSchema {
                 ty,
                 nullable,
                 default,
+                missing: None,
             });
         }
         Ok(TableSchema {

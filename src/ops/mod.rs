@@ -339,3 +339,144 @@ pub async fn vacuum_dropped(
     }
     Ok(out)
 }
+
+/// One change of ALTER TABLE, with the new column's values already worked out.
+#[derive(Debug, Clone)]
+pub enum AlterChange {
+    AddColumn {
+        name: String,
+        ty: crate::fuse::schema::ColumnType,
+        nullable: bool,
+        default: Option<String>,
+        /// What rows written before the column existed read as (text).
+        missing: Option<String>,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        to: String,
+    },
+}
+
+/// ALTER TABLE: changes the schema in the catalog only. Blocks are never
+/// rewritten: they are read by column id with the new schema.
+pub async fn alter_table(
+    engine: &FuseEngine,
+    database: &str,
+    name: &str,
+    if_exists: bool,
+    changes: Vec<AlterChange>,
+) -> Result<()> {
+    engine
+        .catalog()
+        .commit(|state| {
+            state.require_database(database)?;
+            let Some(id) = state.table(database, name).map(|t| t.id) else {
+                if if_exists {
+                    return Ok(());
+                }
+                bail!(UndefinedTable, "relation \"{name}\" does not exist");
+            };
+            let mut meta = state
+                .table_by_id(id)
+                .cloned()
+                .ok_or_else(|| Error::internal("table vanished"))?;
+            for change in &changes {
+                apply_change(state, database, &mut meta, change)?;
+            }
+            meta.updated_on = Utc::now();
+            if let Some(t) = state.table_by_id_mut(id) {
+                *t = meta;
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
+fn apply_change(
+    state: &crate::fuse::CatalogState,
+    database: &str,
+    meta: &mut TableMeta,
+    change: &AlterChange,
+) -> Result<()> {
+    let schema = &mut meta.schema;
+    match change {
+        AlterChange::AddColumn {
+            name,
+            ty,
+            nullable,
+            default,
+            missing,
+            if_not_exists,
+        } => {
+            if schema.column(name).is_some() {
+                if *if_not_exists {
+                    return Ok(());
+                }
+                bail!(
+                    DuplicateColumn,
+                    "column \"{name}\" of relation \"{}\" already exists",
+                    meta.name
+                );
+            }
+            let id = schema.next_column_id;
+            schema.next_column_id += 1;
+            schema.columns.push(crate::fuse::schema::ColumnMeta {
+                id,
+                name: name.clone(),
+                ty: ty.clone(),
+                nullable: *nullable,
+                default: default.clone(),
+                missing: missing.clone(),
+            });
+        }
+        AlterChange::DropColumn { name, if_exists } => {
+            if schema.column(name).is_none() {
+                if *if_exists {
+                    return Ok(());
+                }
+                bail!(
+                    UndefinedColumn,
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    meta.name
+                );
+            }
+            if schema.columns.len() == 1 {
+                bail!(
+                    FeatureNotSupported,
+                    "cannot drop column \"{name}\": it is the only column of \"{}\"",
+                    meta.name
+                );
+            }
+            schema.columns.retain(|c| &c.name != name);
+        }
+        AlterChange::RenameColumn { from, to } => {
+            if schema.column(to).is_some() {
+                bail!(
+                    DuplicateColumn,
+                    "column \"{to}\" of relation \"{}\" already exists",
+                    meta.name
+                );
+            }
+            let Some(col) = schema.columns.iter_mut().find(|c| &c.name == from) else {
+                bail!(UndefinedColumn, "column \"{from}\" does not exist");
+            };
+            col.name = to.clone();
+        }
+        AlterChange::RenameTable { to } => {
+            if state.table(database, to).is_some() {
+                bail!(DuplicateTable, "relation \"{to}\" already exists");
+            }
+            meta.name = to.clone();
+        }
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 mod catalog;
 pub mod error;
+mod evolve;
 mod functions;
 mod insert;
 mod mutation;
@@ -466,6 +467,32 @@ impl QueryContext {
             ));
         }
         Ok(values.value(0))
+    }
+
+    /// Evaluates a constant SQL expression cast to a SQL type, as text (NULL: None).
+    pub async fn eval_as_text(&self, expr: &str, sql_type: &str) -> Result<Option<String>> {
+        let sql = format!("SELECT CAST(({expr}) AS {sql_type})");
+        let statement =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &sql)
+                .map_err(|e| Error::syntax(format!("syntax error: {e}")))?
+                .remove(0);
+        let plan = self.plan(statement).await?;
+        let QueryOutput::Rows { stream, .. } = self.execute(&plan, None).await? else {
+            return Err(Error::internal("expression returned no rows"));
+        };
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        let Some(column) = batches.first().map(|b| b.column(0).clone()) else {
+            return Ok(None);
+        };
+        let text = arrow::compute::cast(&column, &DataType::Utf8)?;
+        let text = text
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| Error::internal("cast to text failed"))?;
+        if arrow::array::Array::is_empty(text) || arrow::array::Array::is_null(text, 0) {
+            return Ok(None);
+        }
+        Ok(Some(text.value(0).to_string()))
     }
 
     /// The scans of the last statement planned or executed.

@@ -162,7 +162,7 @@ async fn mutate(
                     kept_blocks.push(block.clone());
                     continue;
                 }
-                let batches = read_block(table.storage(), block).await?;
+                let batches = read_block(table.storage(), block, &schema).await?;
                 let mut changed = 0u64;
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in batches {

@@ -56,17 +56,21 @@ impl BlockStats<'_> {
         let meta = self.schema.column(&column.name)?;
         let field = self.arrow_schema.field_with_name(&column.name).ok()?;
         let data_type = field.data_type();
+        let unknown = || ScalarValue::try_from(data_type).unwrap_or(ScalarValue::Null);
+        // A block with no statistics for the column predates it (the writer
+        // records every column): all its rows hold the column's missing value.
+        let missing = meta
+            .missing
+            .clone()
+            .and_then(|text| ScalarValue::try_from_string(text, data_type).ok());
         let values: Vec<ScalarValue> = self
             .blocks
             .iter()
-            .map(|b| {
-                b.col_stats
-                    .get(&meta.id)
-                    .and_then(pick)
+            .map(|b| match b.col_stats.get(&meta.id) {
+                Some(stats) => pick(stats)
                     .and_then(|v| to_scalar(v, data_type))
-                    .unwrap_or_else(|| {
-                        ScalarValue::try_from(data_type).unwrap_or(ScalarValue::Null)
-                    })
+                    .unwrap_or_else(unknown),
+                None => missing.clone().unwrap_or_else(unknown),
             })
             .collect();
         ScalarValue::iter_to_array(values).ok()
@@ -112,7 +116,12 @@ impl PruningStatistics for BlockStats<'_> {
         let counts: UInt64Array = self
             .blocks
             .iter()
-            .map(|b| b.col_stats.get(&meta.id).map(|s| s.null_count))
+            .map(|b| match b.col_stats.get(&meta.id) {
+                Some(stats) => Some(stats.null_count),
+                // The block predates the column: all NULL, or all its default.
+                None if meta.missing.is_some() => Some(0),
+                None => Some(b.row_count),
+            })
             .collect();
         Some(Arc::new(counts))
     }

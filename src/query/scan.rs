@@ -21,6 +21,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 
 use super::error::from_datafusion;
+use super::evolve::FieldIdAdapterFactory;
 use super::prune::prune_blocks;
 use crate::error::Result;
 use crate::fuse::FuseTable;
@@ -88,7 +89,7 @@ pub async fn scan_table(
         None => None,
     };
     let keep = match &predicate {
-        Some(p) => prune_blocks(p, arrow_schema, &snapshot.schema, &all_blocks)?,
+        Some(p) => prune_blocks(p, arrow_schema, &table.meta().schema, &all_blocks)?,
         None => vec![true; all_blocks.len()],
     };
     let mut blocks: Vec<&BlockMeta> = all_blocks
@@ -150,6 +151,10 @@ pub async fn scan_table(
     .with_statistics(table_statistics(&blocks, arrow_schema, table))
     .with_projection_indices(projection.cloned())
     .map_err(from_datafusion)?
+    // Blocks written before an ALTER TABLE are read by column id.
+    .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::new(
+        &table.meta().schema,
+    ))))
     .with_limit(limit)
     .build();
     Ok(DataSourceExec::from_data_source(config))

@@ -165,3 +165,68 @@ pub async fn optimize(table: &FuseTable, action: OptimizeAction) -> Result<Outpu
     }
     Ok(Output::Command("OPTIMIZE".into()))
 }
+
+/// ALTER TABLE: works out each new column's value for existing rows (its
+/// DEFAULT, evaluated once now, as PostgreSQL does), then changes the schema.
+pub async fn alter_table(
+    fuse: &Arc<FuseEngine>,
+    query: &QueryContext,
+    instance_query: &crate::query::QueryEngine,
+    database: &str,
+    name: &crate::sql::TableName,
+    if_exists: bool,
+    ops: Vec<crate::sql::AlterOp>,
+) -> Result<Output> {
+    use crate::sql::AlterOp;
+    let mut changes = Vec::with_capacity(ops.len());
+    for op in ops {
+        changes.push(match op {
+            AlterOp::AddColumn {
+                column,
+                if_not_exists,
+            } => {
+                let missing = match &column.default {
+                    Some(default) => {
+                        instance_query.check_default(default)?;
+                        query.eval_as_text(default, &column.ty.sql_name()).await?
+                    }
+                    None => None,
+                };
+                if !column.nullable && missing.is_none() {
+                    let rows = match fuse.catalog().cached().table(database, &name.name) {
+                        Some(meta) => fuse
+                            .table(database, meta)?
+                            .snapshot()
+                            .await?
+                            .map(|s| s.summary.row_count)
+                            .unwrap_or(0),
+                        None => 0,
+                    };
+                    if rows > 0 {
+                        crate::bail!(
+                            NotNullViolation,
+                            "column \"{}\" of relation \"{}\" contains null values",
+                            column.name,
+                            name.name
+                        );
+                    }
+                }
+                ops::AlterChange::AddColumn {
+                    name: column.name,
+                    ty: column.ty,
+                    nullable: column.nullable,
+                    default: column.default,
+                    missing,
+                    if_not_exists,
+                }
+            }
+            AlterOp::DropColumn { name, if_exists } => {
+                ops::AlterChange::DropColumn { name, if_exists }
+            }
+            AlterOp::RenameColumn { from, to } => ops::AlterChange::RenameColumn { from, to },
+            AlterOp::RenameTable { to } => ops::AlterChange::RenameTable { to },
+        });
+    }
+    ops::alter_table(fuse, database, &name.name, if_exists, changes).await?;
+    Ok(Output::Command("ALTER TABLE".into()))
+}

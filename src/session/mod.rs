@@ -456,6 +456,23 @@ impl Session {
                 maintenance::vacuum_drop_tables(&fuse, database.as_deref(), retain_hours, dry_run)
                     .await
             }
+            Statement::AlterTable {
+                name,
+                if_exists,
+                ops,
+            } => {
+                let db = self.database_of(&name);
+                maintenance::alter_table(
+                    &fuse,
+                    &self.query,
+                    &self.instance.query,
+                    &db,
+                    &name,
+                    if_exists,
+                    ops,
+                )
+                .await
+            }
             Statement::Optimize { name, action } => {
                 let table = maintenance::table(&fuse, &self.database_of(&name), &name.name)?;
                 maintenance::optimize(&table, action).await

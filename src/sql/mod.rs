@@ -135,6 +135,31 @@ pub enum Statement {
         name: TableName,
         action: OptimizeAction,
     },
+    /// `ALTER TABLE t <op>[, <op> ...]`.
+    AlterTable {
+        name: TableName,
+        if_exists: bool,
+        ops: Vec<AlterOp>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum AlterOp {
+    AddColumn {
+        column: ColumnSpec,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        to: String,
+    },
 }
 
 /// A point of a table's history, as written in SQL.
@@ -180,6 +205,7 @@ impl Statement {
             Statement::ShowDropTables { .. } => "SHOW",
             Statement::Vacuum { .. } | Statement::VacuumDropTables { .. } => "VACUUM",
             Statement::Optimize { .. } => "OPTIMIZE",
+            Statement::AlterTable { .. } => "ALTER TABLE",
         }
     }
 }

@@ -13,7 +13,8 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::types::column_type;
 use super::{
-    ColumnSpec, CreateTable, OptimizeAction, Statement, TableName, TravelSpec, normalize_ident,
+    AlterOp, ColumnSpec, CreateTable, OptimizeAction, Statement, TableName, TravelSpec,
+    normalize_ident,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::StorageLocation;
@@ -315,30 +316,11 @@ fn create_table(p: &mut Parser, create: ast::CreateTable) -> Result<Statement> {
             "CREATE TABLE with both a column list and AS SELECT is not supported; use the query's column names",
         ));
     }
-    let mut columns = Vec::with_capacity(create.columns.len());
-    for col in &create.columns {
-        let mut nullable = true;
-        let mut default = None;
-        for opt in &col.options {
-            match &opt.option {
-                ColumnOption::NotNull => nullable = false,
-                ColumnOption::Null => nullable = true,
-                ColumnOption::Default(expr) => default = Some(expr.to_string()),
-                ColumnOption::PrimaryKey(_) => nullable = false,
-                other => {
-                    return Err(Error::unsupported(format!(
-                        "column constraint {other} is not supported"
-                    )));
-                }
-            }
-        }
-        columns.push(ColumnSpec {
-            name: normalize_ident(&col.name),
-            ty: column_type(&col.data_type)?,
-            nullable,
-            default,
-        });
-    }
+    let columns = create
+        .columns
+        .iter()
+        .map(column_spec)
+        .collect::<Result<Vec<_>>>()?;
     if !create.constraints.is_empty() {
         return Err(Error::unsupported("table constraints are not supported"));
     }
@@ -350,6 +332,31 @@ fn create_table(p: &mut Parser, create: ast::CreateTable) -> Result<Statement> {
         location,
         options,
     })))
+}
+
+/// A column definition of CREATE TABLE or ALTER TABLE ADD COLUMN.
+fn column_spec(col: &ast::ColumnDef) -> Result<ColumnSpec> {
+    let mut nullable = true;
+    let mut default = None;
+    for opt in &col.options {
+        match &opt.option {
+            ColumnOption::NotNull => nullable = false,
+            ColumnOption::Null => nullable = true,
+            ColumnOption::Default(expr) => default = Some(expr.to_string()),
+            ColumnOption::PrimaryKey(_) => nullable = false,
+            other => {
+                return Err(Error::unsupported(format!(
+                    "column constraint {other} is not supported"
+                )));
+            }
+        }
+    }
+    Ok(ColumnSpec {
+        name: normalize_ident(&col.name),
+        ty: column_type(&col.data_type)?,
+        nullable,
+        default,
+    })
 }
 
 /// `( key = 'value' [,] key = 'value' ... )`
@@ -544,6 +551,53 @@ pub fn route(stmt: ast::Statement) -> Result<Statement> {
                 .collect::<Vec<_>>()
                 .join(" "),
         }),
+        S::AlterTable(alter) => {
+            let mut ops = Vec::with_capacity(alter.operations.len());
+            for op in &alter.operations {
+                ops.push(match op {
+                    ast::AlterTableOperation::AddColumn {
+                        if_not_exists,
+                        column_def,
+                        column_position: None,
+                        ..
+                    } => AlterOp::AddColumn {
+                        column: column_spec(column_def)?,
+                        if_not_exists: *if_not_exists,
+                    },
+                    ast::AlterTableOperation::DropColumn {
+                        column_names,
+                        if_exists,
+                        ..
+                    } if column_names.len() == 1 => AlterOp::DropColumn {
+                        name: normalize_ident(&column_names[0]),
+                        if_exists: *if_exists,
+                    },
+                    ast::AlterTableOperation::RenameColumn {
+                        old_column_name,
+                        new_column_name,
+                    } => AlterOp::RenameColumn {
+                        from: normalize_ident(old_column_name),
+                        to: normalize_ident(new_column_name),
+                    },
+                    ast::AlterTableOperation::RenameTable {
+                        table_name:
+                            ast::RenameTableNameKind::To(to) | ast::RenameTableNameKind::As(to),
+                    } => AlterOp::RenameTable {
+                        to: single_name(to)?,
+                    },
+                    other => {
+                        return Err(Error::unsupported(format!(
+                            "ALTER TABLE {other} is not supported"
+                        )));
+                    }
+                });
+            }
+            Ok(Statement::AlterTable {
+                name: table_name(&alter.name)?,
+                if_exists: alter.if_exists,
+                ops,
+            })
+        }
         S::ShowCreate {
             obj_type: ast::ShowCreateObject::Table,
             obj_name,

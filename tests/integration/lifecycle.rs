@@ -320,3 +320,110 @@ async fn drop_undrop_and_vacuum_drop() {
     );
     assert_eq!(count_files(server.data_dir(), "/_b/"), 0);
 }
+
+#[tokio::test]
+async fn alter_table_evolves_the_schema_without_rewriting_blocks() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE e (a INT, b TEXT); INSERT INTO e VALUES (1, 'one'), (2, 'two')")
+        .await
+        .unwrap();
+    let blocks_before = count_files(server.data_dir(), "/_b/");
+
+    // ADD COLUMN with a default: existing rows read it, as in PostgreSQL.
+    c.batch_execute("ALTER TABLE e ADD COLUMN c INT DEFAULT 7")
+        .await
+        .unwrap();
+    c.batch_execute(
+        "INSERT INTO e (a, b) VALUES (3, 'three'); INSERT INTO e VALUES (4, 'four', 40)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&c, "SELECT a, b, c FROM e ORDER BY a").await,
+        vec![
+            vec![Some("1".into()), Some("one".into()), Some("7".into())],
+            vec![Some("2".into()), Some("two".into()), Some("7".into())],
+            vec![Some("3".into()), Some("three".into()), Some("7".into())],
+            vec![Some("4".into()), Some("four".into()), Some("40".into())],
+        ]
+    );
+    assert_eq!(scalar(&c, "SELECT count(*) FROM e WHERE c = 7").await, "3");
+
+    // RENAME COLUMN: old blocks still find their data; filters and pruning follow.
+    c.batch_execute("ALTER TABLE e RENAME COLUMN b TO label")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT label FROM e WHERE a = 1").await, "one");
+    assert_eq!(scalar(&c, "SELECT a FROM e WHERE label = 'two'").await, "2");
+    assert_eq!(
+        sqlstate(&c.simple_query("SELECT b FROM e").await.unwrap_err()),
+        "42703"
+    );
+
+    // DROP then ADD the same name: the old data does not come back.
+    c.batch_execute("ALTER TABLE e DROP COLUMN a")
+        .await
+        .unwrap();
+    c.batch_execute("ALTER TABLE e ADD COLUMN a TEXT")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&c, "SELECT count(*) FROM e WHERE a IS NULL").await,
+        "4"
+    );
+
+    // Mutations and compaction read old blocks with the new schema too.
+    c.batch_execute("UPDATE e SET a = upper(label) WHERE c = 7")
+        .await
+        .unwrap();
+    c.batch_execute("DELETE FROM e WHERE label = 'four'")
+        .await
+        .unwrap();
+    c.batch_execute("OPTIMIZE TABLE e COMPACT").await.unwrap();
+    assert_eq!(
+        rows(&c, "SELECT label, c, a FROM e ORDER BY label").await,
+        vec![
+            vec![Some("one".into()), Some("7".into()), Some("ONE".into())],
+            vec![Some("three".into()), Some("7".into()), Some("THREE".into())],
+            vec![Some("two".into()), Some("7".into()), Some("TWO".into())],
+        ]
+    );
+
+    // RENAME TO, errors, and NOT NULL on a non-empty table.
+    c.batch_execute("ALTER TABLE e RENAME TO e2").await.unwrap();
+    assert_eq!(
+        sqlstate(&c.simple_query("SELECT * FROM e").await.unwrap_err()),
+        "42P01"
+    );
+    assert_eq!(scalar(&c, "SELECT count(*) FROM e2").await, "3");
+    assert_eq!(
+        sqlstate(
+            &c.batch_execute("ALTER TABLE e2 ADD COLUMN c INT")
+                .await
+                .unwrap_err()
+        ),
+        "42701"
+    );
+    assert_eq!(
+        sqlstate(
+            &c.batch_execute("ALTER TABLE e2 DROP COLUMN zz")
+                .await
+                .unwrap_err()
+        ),
+        "42703"
+    );
+    assert_eq!(
+        sqlstate(
+            &c.batch_execute("ALTER TABLE e2 ADD COLUMN d INT NOT NULL")
+                .await
+                .unwrap_err()
+        ),
+        "23502"
+    );
+    c.batch_execute("ALTER TABLE e2 ADD COLUMN d INT NOT NULL DEFAULT 0")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT sum(d) FROM e2").await, "0");
+    assert!(blocks_before >= 1);
+}
