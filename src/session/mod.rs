@@ -318,9 +318,44 @@ impl Session {
     async fn plan(&self, ast: &sqlparser::ast::Statement) -> Result<QueryPlan> {
         let mut planned = ast.clone();
         sql::make_names_unique(&mut planned);
+        self.complete_insert_columns(&mut planned);
         let plan = self.query.plan(planned).await?;
         let width = plan.output_schema().fields().len();
         Ok(plan.with_output_names(sql::output_names(ast, width)))
+    }
+
+    /// `INSERT INTO t VALUES (...)` with fewer values than `t` has columns
+    /// fills the leading columns, the rest taking their defaults, as in
+    /// PostgreSQL; DataFusion wants a value for every column, so the column
+    /// list is written out.
+    fn complete_insert_columns(&self, statement: &mut sqlparser::ast::Statement) {
+        use sqlparser::ast::{Ident, ObjectName, SetExpr, Statement as S, TableObject};
+        let S::Insert(insert) = statement else { return };
+        if !insert.columns.is_empty() {
+            return;
+        }
+        let Some(SetExpr::Values(values)) = insert.source.as_ref().map(|q| q.body.as_ref()) else {
+            return;
+        };
+        let Some(width) = values.rows.iter().map(|r| r.content.len()).max() else {
+            return;
+        };
+        let TableObject::TableName(name) = &insert.table else {
+            return;
+        };
+        let Ok(parsed) = sql::table_name_of(name) else {
+            return;
+        };
+        let state = self.instance.fuse.catalog().cached();
+        let Some(meta) = state.table(&self.database_of(&parsed), &parsed.name) else {
+            return;
+        };
+        if width < meta.schema.columns.len() {
+            insert.columns = meta.schema.columns[..width]
+                .iter()
+                .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                .collect();
+        }
     }
 
     /// Reloads the catalog if another session or process committed; returns its version.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use sqlparser::ast;
 
 pub use self::names::{make_names_unique, output_names};
-pub use self::parser::{parse, route};
+pub use self::parser::{parse, route, table_name as table_name_of};
 pub use self::types::column_type;
 use crate::fuse::schema::ColumnType;
 use crate::storage::StorageLocation;

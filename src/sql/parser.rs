@@ -418,7 +418,7 @@ fn idents(name: &ObjectName) -> Result<Vec<String>> {
         .collect()
 }
 
-fn table_name(name: &ObjectName) -> Result<TableName> {
+pub fn table_name(name: &ObjectName) -> Result<TableName> {
     let parts = idents(name)?;
     match parts.as_slice() {
         [t] => Ok(TableName {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use tokio_postgres::{Client, NoTls};
 
@@ -185,4 +186,36 @@ pub async fn column(client: &Client, sql: &str) -> Vec<Option<String>> {
 
 pub async fn scalar(client: &Client, sql: &str) -> String {
     column(client, sql).await.remove(0).expect("not null")
+}
+
+/// Ages every file under `dir`, as if written two hours ago (VACUUM never
+/// removes unreferenced objects younger than a few minutes).
+pub fn age_files(dir: &Path) {
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            age_files(&path);
+        } else {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+}
+
+pub fn count_files(dir: &Path, part: &str) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            n += count_files(&path, part);
+        } else if path.to_string_lossy().contains(part) {
+            n += 1;
+        }
+    }
+    n
 }

@@ -1,42 +1,7 @@
 //! The fuse lifecycle: time travel, fuse_* introspection, FLASHBACK,
 //! OPTIMIZE ... COMPACT, VACUUM, DROP / UNDROP / VACUUM DROP TABLE.
 
-use std::path::Path;
-use std::time::{Duration, SystemTime};
-
-use crate::common::{TestServer, column, rows, scalar, sqlstate};
-
-/// Ages every file under `dir`, as if written two hours ago (VACUUM never
-/// removes unreferenced objects younger than a few minutes).
-fn age_files(dir: &Path) {
-    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            age_files(&path);
-        } else {
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
-    }
-}
-
-fn count_files(dir: &Path, part: &str) -> usize {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            n += count_files(&path, part);
-        } else if path.to_string_lossy().contains(part) {
-            n += 1;
-        }
-    }
-    n
-}
+use crate::common::{TestServer, age_files, column, count_files, rows, scalar, sqlstate};
 
 #[tokio::test]
 async fn time_travel_and_introspection() {
