@@ -59,6 +59,8 @@ pub enum ErrorKind {
     InvalidParameterValue,
     /// 22004
     NullValueNotAllowed,
+    /// 22P04: COPY data that does not fit the table (missing or extra columns).
+    BadCopyFileFormat,
     /// 21000: a scalar subquery returned more than one row.
     CardinalityViolation,
     /// 23502
@@ -135,6 +137,7 @@ impl ErrorKind {
             DivisionByZero => "22012",
             InvalidParameterValue => "22023",
             NullValueNotAllowed => "22004",
+            BadCopyFileFormat => "22P04",
             CardinalityViolation => "21000",
             NotNullViolation => "23502",
             FeatureNotSupported => "0A000",
@@ -162,14 +165,15 @@ impl ErrorKind {
     }
 }
 
-/// A fusegate error: a kind, a message for people, optional detail and hint
-/// (sent as the ErrorResponse's D and H fields), whether retrying may help,
-/// and the underlying cause.
+/// A fusegate error: a kind, a message for people, optional detail, hint and
+/// where it happened (the ErrorResponse's D, H and W fields; psql prints W as
+/// CONTEXT), whether retrying may help, and the underlying cause.
 pub struct Error {
     kind: ErrorKind,
     message: String,
     detail: Option<String>,
     hint: Option<String>,
+    location: Option<String>,
     temporary: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -181,6 +185,7 @@ impl Error {
             message: message.into(),
             detail: None,
             hint: None,
+            location: None,
             temporary: false,
             source: None,
         }
@@ -193,6 +198,12 @@ impl Error {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Where in the work the error happened, e.g. `COPY t, line 3`.
+    pub fn with_location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
         self
     }
 
@@ -229,6 +240,10 @@ impl Error {
         self.hint.as_deref()
     }
 
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
     pub fn is_temporary(&self) -> bool {
         self.temporary
     }
@@ -245,6 +260,7 @@ impl Error {
             message: self.message.clone(),
             detail: self.detail.clone(),
             hint: self.hint.clone(),
+            location: self.location.clone(),
             temporary: self.temporary,
             source: None,
         }
@@ -284,6 +300,9 @@ impl fmt::Debug for Error {
         }
         if let Some(hint) = &self.hint {
             d.field("hint", hint);
+        }
+        if let Some(location) = &self.location {
+            d.field("location", location);
         }
         if self.temporary {
             d.field("temporary", &true);

@@ -36,6 +36,14 @@ use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
 pub use datafusion::common::ParamValues;
 
+/// Commits blocks written by [`write_query_blocks`] as an append (COPY).
+pub async fn commit_query_blocks(
+    table: &crate::fuse::FuseTable,
+    blocks: Vec<crate::fuse::meta::BlockMeta>,
+) -> Result<()> {
+    insert::commit_blocks(table, blocks).await
+}
+
 /// The table function the SQL layer substitutes for `t AT (...)`.
 pub const TIME_TRAVEL_FUNCTION: &str = "fuse_time_travel";
 

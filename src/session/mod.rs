@@ -2,6 +2,7 @@
 //! and the one place where parsed statements are run, whichever protocol
 //! (simple or extended) they came by.
 
+mod copy;
 mod maintenance;
 mod settings;
 mod show;
@@ -16,7 +17,7 @@ use tracing::Instrument;
 
 pub use self::settings::{SERVER_VERSION, Settings};
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseEngine;
 use crate::fuse::schema::TableSchema;
 use crate::fuse::txn::Transaction;
@@ -48,6 +49,16 @@ pub enum Output {
         name: String,
         value: String,
     },
+    /// COPY FROM STDIN started: the client now sends `columns`-wide rows.
+    CopyIn {
+        columns: usize,
+    },
+    /// COPY TO STDOUT: rows to send as CopyData in `format`.
+    CopyOut {
+        schema: SchemaRef,
+        stream: BatchStream,
+        format: sql::CopyFormat,
+    },
 }
 
 /// A statement prepared by the extended protocol: parsed once, planned once
@@ -72,6 +83,8 @@ pub struct Session {
     txn: TxnState,
     /// Set by a result stream that fails while the client reads it.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The COPY FROM STDIN in progress.
+    copy_in: Option<copy::CopyIn>,
 }
 
 /// The session's transaction.
@@ -114,6 +127,7 @@ impl Session {
             settings,
             txn: TxnState::Idle,
             stream_failed: Default::default(),
+            copy_in: None,
         })
     }
 
@@ -314,6 +328,147 @@ impl Session {
         }
     }
 
+    /// The table handle statements of this session write through (its
+    /// transaction's, if one is open).
+    fn writable_table(&self, database: &str, name: &str) -> Result<crate::fuse::FuseTable> {
+        let fuse = &self.instance.fuse;
+        let state = fuse.catalog().cached();
+        let meta = state.require_table(database, name)?;
+        let txn = match &self.txn {
+            TxnState::Open { txn, .. } => Some(txn.clone()),
+            _ => None,
+        };
+        fuse.table_in(database, meta, txn)
+    }
+
+    async fn copy(&mut self, spec: sql::CopySpec) -> Result<Output> {
+        if spec.from_stdin {
+            let Some(name) = &spec.table else {
+                bail!(Syntax, "COPY FROM needs a table");
+            };
+            let table = self.writable_table(&self.database_of(name), &name.name)?;
+            let schema = table.meta().schema.clone();
+            for c in &spec.columns {
+                if schema.column(c).is_none() {
+                    bail!(
+                        UndefinedColumn,
+                        "column \"{c}\" of relation \"{}\" does not exist",
+                        name.name
+                    );
+                }
+            }
+            let mut sources = Vec::with_capacity(schema.columns.len());
+            for (i, col) in schema.columns.iter().enumerate() {
+                let position = if spec.columns.is_empty() {
+                    Some(i)
+                } else {
+                    spec.columns.iter().position(|c| c == &col.name)
+                };
+                sources.push(match position {
+                    Some(p) => copy::Source::Field(p),
+                    None => match &col.default {
+                        Some(d) => copy::Source::Fixed(
+                            self.query.eval_as_text(d, &col.ty.sql_name()).await?,
+                        ),
+                        None => copy::Source::Fixed(None),
+                    },
+                });
+            }
+            let width = if spec.columns.is_empty() {
+                schema.columns.len()
+            } else {
+                spec.columns.len()
+            };
+            self.copy_in = Some(copy::CopyIn::start(table, spec.format, sources, width));
+            return Ok(Output::CopyIn { columns: width });
+        }
+        let statement = match (spec.query, &spec.table) {
+            (Some(query), _) => sqlparser::ast::Statement::Query(query),
+            (None, Some(name)) => {
+                let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+                let columns = if spec.columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    spec.columns
+                        .iter()
+                        .map(|c| quote(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let sql = format!(
+                    "SELECT {columns} FROM {}.{}",
+                    quote(&self.database_of(name)),
+                    quote(&name.name)
+                );
+                let mut parsed = sql::parse(&sql)?;
+                match parsed.pop() {
+                    Some(Statement::Query(q)) => *q,
+                    _ => return Err(Error::internal("COPY TO query")),
+                }
+            }
+            (None, None) => bail!(Syntax, "COPY TO needs a table or a query"),
+        };
+        let plan = self.plan(&statement).await?;
+        match self.run_plan(&plan, None).await? {
+            Output::Rows { schema, stream } => Ok(Output::CopyOut {
+                schema,
+                stream,
+                format: spec.format,
+            }),
+            _ => bail!(
+                FeatureNotSupported,
+                "COPY TO needs a query that returns rows"
+            ),
+        }
+    }
+
+    /// COPY FROM STDIN data from the client.
+    pub async fn copy_data(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(copy) = self.copy_in.as_mut() else {
+            bail!(ProtocolViolation, "COPY data without a COPY in progress");
+        };
+        let result = copy.data(bytes).await;
+        if result.is_err() {
+            self.copy_in = None;
+            self.after_copy_error();
+        }
+        result
+    }
+
+    /// The end of COPY FROM STDIN data: commits; returns the rows loaded.
+    pub async fn copy_done(&mut self) -> Result<u64> {
+        let Some(copy) = self.copy_in.take() else {
+            bail!(ProtocolViolation, "COPY done without a COPY in progress");
+        };
+        let result = copy.done().await;
+        if result.is_err() {
+            self.after_copy_error();
+        }
+        result
+    }
+
+    /// The client gave up the COPY: nothing it sent is kept.
+    pub async fn copy_fail(&mut self, message: &str) -> Error {
+        let error = Error::new(
+            ErrorKind::QueryCanceled,
+            format!("COPY from stdin failed: {message}"),
+        );
+        match self.copy_in.take() {
+            Some(mut copy) => {
+                let e = copy.fail(error).await;
+                self.after_copy_error();
+                e
+            }
+            None => error,
+        }
+    }
+
+    fn after_copy_error(&mut self) {
+        if matches!(self.txn, TxnState::Open { .. }) {
+            self.set_txn(TxnState::Failed);
+        }
+    }
+
     /// Plans a query, naming its result columns as PostgreSQL would.
     async fn plan(&self, ast: &sqlparser::ast::Statement) -> Result<QueryPlan> {
         let mut planned = ast.clone();
@@ -381,6 +536,7 @@ impl Session {
                 let plan = self.plan(&ast).await?;
                 self.run_plan(&plan, params).await
             }
+            Statement::Copy(spec) => self.copy(*spec).await,
             Statement::CreateDatabase {
                 name,
                 if_not_exists,

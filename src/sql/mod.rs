@@ -135,12 +135,56 @@ pub enum Statement {
         name: TableName,
         action: OptimizeAction,
     },
+    /// `COPY ... FROM STDIN` / `COPY ... TO STDOUT`.
+    Copy(Box<CopySpec>),
     /// `ALTER TABLE t <op>[, <op> ...]`.
     AlterTable {
         name: TableName,
         if_exists: bool,
         ops: Vec<AlterOp>,
     },
+}
+
+/// What a COPY moves, and how its rows are written as text.
+#[derive(Debug, Clone)]
+pub struct CopySpec {
+    /// The table (for COPY FROM, and COPY t TO).
+    pub table: Option<TableName>,
+    /// The column list; empty: every column.
+    pub columns: Vec<String>,
+    /// COPY (query) TO STDOUT.
+    pub query: Option<Box<ast::Query>>,
+    /// FROM STDIN (true) or TO STDOUT.
+    pub from_stdin: bool,
+    pub format: CopyFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFormat {
+    pub csv: bool,
+    pub delimiter: char,
+    pub null: String,
+    pub header: bool,
+    pub quote: char,
+    pub escape: char,
+}
+
+impl CopyFormat {
+    /// PostgreSQL's defaults for text (tab, `\N`) or CSV (comma, empty string).
+    pub fn new(csv: bool) -> CopyFormat {
+        CopyFormat {
+            csv,
+            delimiter: if csv { ',' } else { '\t' },
+            null: if csv {
+                String::new()
+            } else {
+                "\\N".to_string()
+            },
+            header: false,
+            quote: '"',
+            escape: '"',
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +250,7 @@ impl Statement {
             Statement::Vacuum { .. } | Statement::VacuumDropTables { .. } => "VACUUM",
             Statement::Optimize { .. } => "OPTIMIZE",
             Statement::AlterTable { .. } => "ALTER TABLE",
+            Statement::Copy(_) => "COPY",
         }
     }
 }

@@ -16,6 +16,7 @@ use super::{
     AlterOp, ColumnSpec, CreateTable, OptimizeAction, Statement, TableName, TravelSpec,
     normalize_ident,
 };
+use super::{CopyFormat, CopySpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::StorageLocation;
 
@@ -334,6 +335,116 @@ fn create_table(p: &mut Parser, create: ast::CreateTable) -> Result<Statement> {
     })))
 }
 
+/// `COPY t [(cols)] FROM STDIN`, `COPY t|(query) TO STDOUT`, with PostgreSQL's
+/// options (`WITH (FORMAT csv, HEADER, DELIMITER ',', NULL '')`) or the old
+/// unparenthesised ones (`CSV HEADER`, `DELIMITER ','`).
+fn copy(
+    source: ast::CopySource,
+    to: bool,
+    target: ast::CopyTarget,
+    options: Vec<ast::CopyOption>,
+    legacy: Vec<ast::CopyLegacyOption>,
+) -> Result<Statement> {
+    match (&target, to) {
+        (ast::CopyTarget::Stdin, false) | (ast::CopyTarget::Stdout, true) => {}
+        _ => {
+            return Err(Error::unsupported(
+                "COPY only reads from STDIN and writes to STDOUT (the server has no files for you); psql's \\copy moves client files",
+            ));
+        }
+    }
+    let csv = options
+        .iter()
+        .any(|o| matches!(o, ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv")))
+        || legacy
+            .iter()
+            .any(|o| matches!(o, ast::CopyLegacyOption::Csv(_)));
+    if options
+        .iter()
+        .any(|o| matches!(o, ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("binary")))
+        || legacy
+            .iter()
+            .any(|o| matches!(o, ast::CopyLegacyOption::Binary))
+    {
+        return Err(Error::unsupported(
+            "COPY in binary format is not supported; use text or csv",
+        ));
+    }
+    let mut format = CopyFormat::new(csv);
+    for option in &options {
+        match option {
+            ast::CopyOption::Format(_)
+            | ast::CopyOption::Encoding(_)
+            | ast::CopyOption::Freeze(_) => {}
+            ast::CopyOption::Delimiter(c) => format.delimiter = *c,
+            ast::CopyOption::Null(n) => format.null = n.clone(),
+            ast::CopyOption::Header(h) => format.header = *h,
+            ast::CopyOption::Quote(c) => format.quote = *c,
+            ast::CopyOption::Escape(c) => format.escape = *c,
+            other => {
+                return Err(Error::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    for option in &legacy {
+        match option {
+            ast::CopyLegacyOption::Delimiter(c) => format.delimiter = *c,
+            ast::CopyLegacyOption::Null(n) => format.null = n.clone(),
+            ast::CopyLegacyOption::Header => format.header = true,
+            ast::CopyLegacyOption::Csv(csv_options) => {
+                for o in csv_options {
+                    match o {
+                        ast::CopyLegacyCsvOption::Header => format.header = true,
+                        ast::CopyLegacyCsvOption::Quote(c) => format.quote = *c,
+                        ast::CopyLegacyCsvOption::Escape(c) => format.escape = *c,
+                        other => {
+                            return Err(Error::unsupported(format!(
+                                "COPY option {other} is not supported"
+                            )));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(Error::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
+        }
+    }
+    let (table, columns, query) = match source {
+        ast::CopySource::Table {
+            table_name,
+            columns,
+        } => (
+            Some(table_name_for_copy(&table_name)?),
+            columns.iter().map(normalize_ident).collect(),
+            None,
+        ),
+        ast::CopySource::Query(q) => {
+            if !to {
+                return Err(Error::syntax(
+                    "COPY (query) FROM is not valid; COPY a query TO STDOUT",
+                ));
+            }
+            (None, Vec::new(), Some(q))
+        }
+    };
+    Ok(Statement::Copy(Box::new(CopySpec {
+        table,
+        columns,
+        query,
+        from_stdin: !to,
+        format,
+    })))
+}
+
+fn table_name_for_copy(name: &ObjectName) -> Result<TableName> {
+    table_name(name)
+}
+
 /// A column definition of CREATE TABLE or ALTER TABLE ADD COLUMN.
 fn column_spec(col: &ast::ColumnDef) -> Result<ColumnSpec> {
     let mut nullable = true;
@@ -551,6 +662,14 @@ pub fn route(stmt: ast::Statement) -> Result<Statement> {
                 .collect::<Vec<_>>()
                 .join(" "),
         }),
+        S::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            values: _,
+        } => copy(source, to, target, options, legacy_options),
         S::AlterTable(alter) => {
             let mut ops = Vec::with_capacity(alter.operations.len());
             for op in &alter.operations {

@@ -7,11 +7,12 @@ use arrow::datatypes::{DataType, Schema};
 use futures::{StreamExt, stream};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
 use super::error::to_pgwire;
+use crate::error::Error;
 use crate::query::BatchStream;
 use crate::session::Output;
 
@@ -63,5 +64,14 @@ pub fn response(output: Output, format: &Format) -> PgWireResult<Response> {
         }
         Output::TransactionStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+        Output::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+        }
+        // Sent by the caller, which owns the client (super::copy).
+        Output::CopyOut { .. } => {
+            return Err(to_pgwire(Error::internal(
+                "COPY TO output reached the encoder",
+            )));
+        }
     })
 }

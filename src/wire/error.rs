@@ -22,6 +22,7 @@ fn error_info(err: &Error, severity: &str) -> ErrorInfo {
     );
     info.detail = err.detail().map(str::to_string);
     info.hint = err.hint().map(str::to_string);
+    info.where_context = err.location().map(str::to_string);
     info
 }
 

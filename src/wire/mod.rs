@@ -4,6 +4,7 @@
 //! Each connection gets its own handler, holding its [`Session`]; pgwire calls
 //! it for one message at a time, so the session lock is never contended.
 
+mod copy;
 mod encode;
 mod error;
 mod pgtext;
@@ -19,12 +20,13 @@ use pgwire::api::auth::{
     LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication,
     protocol_negotiation, save_startup_parameters_to_metadata,
 };
+use pgwire::api::copy::{CopyHandler, send_copy_in_response};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -33,6 +35,7 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -107,6 +110,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.0.clone()
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
 }
 
 fn no_session() -> PgWireError {
@@ -174,8 +181,10 @@ fn status_of(session: &Session) -> TransactionStatus {
     }
 }
 
-/// Sends one statement's output in the simple protocol.
-async fn send_output<C>(client: &mut C, output: Output) -> PgWireResult<()>
+/// Sends one statement's output in the simple protocol. Returns true when
+/// it started COPY FROM STDIN: the client now sends data, and ReadyForQuery
+/// waits for its end.
+async fn send_output<C>(client: &mut C, output: Output) -> PgWireResult<bool>
 where
     C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     C::Error: Debug,
@@ -189,21 +198,35 @@ where
             )))
             .await?;
     }
+    if let Output::CopyOut {
+        schema,
+        stream,
+        format,
+    } = output
+    {
+        let rows = copy::send_copy_out(client, schema, stream, &format).await?;
+        send_execution_response(client, Tag::new("COPY").with_rows(rows as usize)).await?;
+        return Ok(false);
+    }
     match encode::response(output, &Format::UnifiedText)? {
-        Response::Query(rows) => send_query_response(client, rows, true).await,
-        Response::Execution(tag) => send_execution_response(client, tag).await,
+        Response::Query(rows) => send_query_response(client, rows, true).await?,
+        Response::Execution(tag) => send_execution_response(client, tag).await?,
         Response::TransactionStart(tag) => {
             send_execution_response(client, tag).await?;
             client.set_transaction_status(client.transaction_status().to_in_transaction_state());
-            Ok(())
         }
         Response::TransactionEnd(tag) => {
             send_execution_response(client, tag).await?;
             client.set_transaction_status(TransactionStatus::Idle);
-            Ok(())
         }
-        _ => Ok(()),
+        Response::CopyIn(copy) => {
+            send_copy_in_response(client, copy).await?;
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            return Ok(true);
+        }
+        _ => {}
     }
+    Ok(false)
 }
 
 #[async_trait]
@@ -223,7 +246,7 @@ impl SimpleQueryHandler for Connection {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let mut guard = self.session.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        let result: PgWireResult<()> = async {
+        let result: PgWireResult<bool> = async {
             let statements = session.parse(&query.query).map_err(to_pgwire)?;
             if statements.is_empty() {
                 client
@@ -240,16 +263,28 @@ impl SimpleQueryHandler for Connection {
                     Statement::Begin | Statement::Commit | Statement::Rollback
                 )
             });
+            let copy_in = statements
+                .iter()
+                .any(|s| matches!(s, Statement::Copy(spec) if spec.from_stdin));
+            if copy_in && statements.len() > 1 {
+                return Err(to_pgwire(Error::new(
+                    ErrorKind::FeatureNotSupported,
+                    "COPY FROM STDIN must be the only statement of its query message",
+                )));
+            }
             let implicit = statements.len() > 1 && !controls && session.begin_implicit();
-            let mut outcome = Ok(());
+            let mut outcome = Ok(false);
             for statement in statements {
                 let sent = match session.execute(statement).await {
                     Ok(output) => send_output(client, output).await,
                     Err(e) => Err(to_pgwire(e)),
                 };
-                if let Err(e) = sent {
-                    outcome = Err(e);
-                    break;
+                match sent {
+                    Ok(started_copy) => outcome = Ok(started_copy),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
                 }
             }
             if implicit {
@@ -262,6 +297,10 @@ impl SimpleQueryHandler for Connection {
         }
         .await;
         client.set_transaction_status(status_of(session));
+        if let Ok(true) = result {
+            // COPY FROM STDIN: the copy handler ends the message.
+            return Ok(());
+        }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         result?;
         client
@@ -420,6 +459,67 @@ impl ExtendedQueryHandler for Connection {
                 )))
                 .await?;
         }
+        if let Output::CopyOut {
+            schema,
+            stream,
+            format,
+        } = output
+        {
+            let rows = copy::send_copy_out(client, schema, stream, &format).await?;
+            return Ok(Response::Execution(
+                Tag::new("COPY").with_rows(rows as usize),
+            ));
+        }
         encode::response(output, &portal.result_column_format)
+    }
+}
+
+/// COPY FROM STDIN data, after the CopyInResponse.
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let result = session.copy_data(&data.data).await;
+        client.set_transaction_status(status_of(session));
+        result.map_err(to_pgwire)
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
+        let result = session.copy_done().await;
+        client.set_transaction_status(status_of(session));
+        let rows = result.map_err(to_pgwire)?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = self.session.lock().await;
+        let Some(session) = guard.as_mut() else {
+            return no_session();
+        };
+        let error = session.copy_fail(&fail.message).await;
+        client.set_transaction_status(status_of(session));
+        to_pgwire(error)
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 mod concurrency;
+mod copy;
 mod durability;
 mod errors;
 mod failsafe;
