@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use fusegate::server::{Server, ServerConfig};
+use fusegate::wire::{AuthConfig, AuthMethod, Users};
 use tracing_subscriber::EnvFilter;
 
 /// fusegate: a PostgreSQL-wire SQL server over Databend-style fuse tables
@@ -29,6 +31,49 @@ struct Args {
     /// or fail with SQLSTATE 53200.
     #[arg(long, env = "FUSEGATE_MEMORY_LIMIT", default_value = "4GiB", value_parser = parse_size)]
     memory_limit: usize,
+
+    /// How clients prove who they are: scram-sha-256, md5, password
+    /// (cleartext; use with TLS) or trust (no password). Default:
+    /// scram-sha-256 when users are configured, else trust — which is only
+    /// allowed on a loopback address unless given explicitly.
+    #[arg(long, env = "FUSEGATE_AUTH", value_name = "METHOD")]
+    auth: Option<AuthMethod>,
+
+    /// A user who may log in, as NAME:PASSWORD; repeat for more.
+    #[arg(
+        long = "user",
+        env = "FUSEGATE_USERS",
+        value_name = "NAME:PASSWORD",
+        value_delimiter = ','
+    )]
+    users: Vec<String>,
+
+    /// A file of users, one NAME:PASSWORD per line (# starts a comment).
+    #[arg(long, env = "FUSEGATE_USERS_FILE", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+
+    /// Most sessions at once; more are refused with SQLSTATE 53300.
+    #[arg(long, env = "FUSEGATE_MAX_CONNECTIONS", default_value_t = 100)]
+    max_connections: usize,
+
+    /// TLS certificate chain (PEM). With --tls-key, clients may use
+    /// sslmode=require / verify-full; without, SSL requests are refused.
+    #[arg(
+        long,
+        env = "FUSEGATE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "FUSEGATE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 
     /// Log filter (tracing's EnvFilter syntax): error, warn, info, debug,
     /// or per module such as `fusegate=debug,info`.
@@ -87,11 +132,32 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = ServerConfig {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        memory_limit: args.memory_limit,
+    let mut users = Users::default();
+    let loaded = args
+        .users
+        .iter()
+        .try_for_each(|u| users.add(u))
+        .and_then(|()| match &args.users_file {
+            Some(file) => users.load(file),
+            None => Ok(()),
+        });
+    if let Err(e) = loaded {
+        tracing::error!(error = %e, "cannot start");
+        return ExitCode::FAILURE;
+    }
+    let method = args.auth.unwrap_or(if users.is_empty() {
+        AuthMethod::Trust
+    } else {
+        AuthMethod::ScramSha256
+    });
+    let mut config = ServerConfig::new(args.listen, args.data_dir);
+    config.memory_limit = args.memory_limit;
+    config.auth = AuthConfig {
+        method,
+        users: Arc::new(users),
     };
+    config.max_connections = args.max_connections;
+    config.tls = args.tls_cert.zip(args.tls_key);
     let server = match Server::bind(&config).await {
         Ok(server) => server,
         Err(e) => {

@@ -14,7 +14,10 @@ use crate::fuse::FuseEngine;
 use crate::query::QueryEngine;
 use crate::session::Instance;
 use crate::storage::StorageLocation;
-use crate::wire::{Connection, ConnectionHandlers, WireContext};
+use crate::wire::{
+    AuthConfig, AuthMethod, Connection, ConnectionHandlers, WireConfig, WireContext,
+};
+use tokio_rustls::TlsAcceptor;
 
 /// How long running statements may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -25,16 +28,69 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Bytes the queries of all sessions may hold before spilling or failing.
     pub memory_limit: usize,
+    pub auth: AuthConfig,
+    pub max_connections: usize,
+    /// PEM files of the certificate chain and its private key: TLS on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl ServerConfig {
+    /// The embedded default: loopback, trust, no TLS.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            listen,
+            data_dir,
+            memory_limit: 4 << 30,
+            auth: AuthConfig::trust(),
+            max_connections: 100,
+            tls: None,
+        }
+    }
 }
 
 pub struct Server {
     listener: TcpListener,
     ctx: Arc<WireContext>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
     /// Opens the data directory and binds the listening socket.
     pub async fn bind(config: &ServerConfig) -> Result<Server> {
+        if config.auth.method == AuthMethod::Trust
+            && config.auth.users.is_empty()
+            && !config.listen.ip().is_loopback()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                format!(
+                    "refusing to accept anyone without a password on {}: configure users \
+                     (--user, --users-file) or say --auth trust explicitly",
+                    config.listen
+                ),
+            ));
+        }
+        if config.auth.method != AuthMethod::Trust && config.auth.users.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                format!(
+                    "--auth {} needs users (--user NAME:PASSWORD or --users-file)",
+                    config.auth.method
+                ),
+            ));
+        }
+        let (tls, cert_pem) = match &config.tls {
+            Some((cert, key)) => {
+                let (acceptor, pem) = tls_acceptor(cert, key)?;
+                (Some(acceptor), Some(pem))
+            }
+            None => (None, None),
+        };
+        let wire = WireConfig {
+            auth: config.auth.clone(),
+            max_connections: config.max_connections,
+            tls_cert_pem: cert_pem,
+        };
         let data_dir = absolute_dir(&config.data_dir)?;
         let fuse = FuseEngine::open(StorageLocation::local(&data_dir)).await?;
         let query = QueryEngine::new(fuse.clone(), config.memory_limit)?;
@@ -45,10 +101,17 @@ impl Server {
                 format!("cannot listen on {}: {e}", config.listen),
             )
         })?;
-        tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir, "fusegate ready");
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            data_dir = %data_dir,
+            auth = %config.auth.method,
+            tls = tls.is_some(),
+            "fusegate ready"
+        );
         Ok(Server {
             listener,
-            ctx: WireContext::new(instance),
+            ctx: WireContext::new(instance, wire)?,
+            tls,
         })
     }
 
@@ -79,9 +142,10 @@ impl Server {
                     connections.retain(|c| c.strong_count() > 0);
                     connections.push(Arc::downgrade(&connection));
                     let span = tracing::info_span!("connection", %peer);
+                    let tls = self.tls.clone();
                     tasks.spawn(
                         async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, None, ConnectionHandlers(connection)).await {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, ConnectionHandlers(connection)).await {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                             tracing::debug!("connection closed");
@@ -107,6 +171,38 @@ impl Server {
         tracing::info!("fusegate stopped");
         Ok(())
     }
+}
+
+/// A TLS acceptor for the PEM certificate chain and key; also returns the
+/// certificate PEM (for SCRAM channel binding).
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Vec<u8>)> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::InvalidParameterValue,
+            format!("cannot use {what} {}: {e}", path.display()),
+        )
+    };
+    let pem = std::fs::read(cert).map_err(|e| bad("the TLS certificate", cert, &e))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad("the TLS certificate", cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad(
+            "the TLS certificate",
+            cert,
+            &"no certificate in the file",
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("the TLS key", key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
+        .map_err(|e: rustls::Error| bad("the TLS certificate and key", cert, &e))?;
+    tls.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(tls)), pem))
 }
 
 fn absolute_dir(dir: &Path) -> Result<String> {

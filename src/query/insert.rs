@@ -12,7 +12,7 @@ use datafusion::datasource::sink::DataSink;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseTable;
@@ -72,8 +72,13 @@ impl DataSink for FuseSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> DFResult<u64> {
+        // The input stops at a cancel or timeout; the commit below does not.
+        let deadline = super::interrupt::deadline_of(context.session_config());
+        let data = deadline
+            .guard(Box::pin(data.map_err(super::error::from_datafusion)))
+            .map_err(|e| DataFusionError::External(Box::new(e)));
         let (blocks, rows) = write_blocks(&self.table, data)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -7,6 +7,7 @@ pub mod error;
 mod evolve;
 mod functions;
 mod insert;
+mod interrupt;
 mod mutation;
 mod pg;
 mod prune;
@@ -31,6 +32,7 @@ pub use self::catalog::CATALOG_NAME;
 use self::catalog::FuseCatalogProvider;
 pub use self::error::from_datafusion;
 pub use self::insert::write_blocks;
+pub use self::interrupt::{Deadline, Interrupt};
 pub use self::scan::{ScanReport, ScanReports};
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
@@ -124,11 +126,13 @@ impl QueryEngine {
     /// A DataFusion context for one session, with `database` as its current database.
     pub fn new_context(&self, database: &str) -> Result<QueryContext> {
         let reports = Arc::new(ScanReports::default());
+        let interrupt = Arc::new(Interrupt::default());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .with_extension(reports.clone());
+            .with_extension(reports.clone())
+            .with_extension(interrupt.clone());
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
@@ -157,7 +161,12 @@ impl QueryEngine {
         );
         pg::install(&ctx, self.fuse.clone())?;
         pg::set_current_schema(&ctx, database);
-        Ok(QueryContext { ctx, reports, txn })
+        Ok(QueryContext {
+            ctx,
+            interrupt,
+            reports,
+            txn,
+        })
     }
 }
 
@@ -343,16 +352,26 @@ pub enum QueryOutput {
 /// One session's DataFusion context.
 pub struct QueryContext {
     ctx: SessionContext,
+    interrupt: Arc<Interrupt>,
     reports: Arc<ScanReports>,
     txn: catalog::TxnSlot,
 }
 
 impl QueryContext {
+    /// The switch that stops this session's running statement.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
+    }
     /// Makes statements read and write through `txn` (None: autocommit).
     pub fn set_transaction(&self, txn: Option<Arc<crate::fuse::txn::Transaction>>) {
         if let Ok(mut slot) = self.txn.write() {
             *slot = txn;
         }
+    }
+
+    /// Names the session's user to SQL (`current_user` and friends).
+    pub fn set_user(&self, user: &str) {
+        pg::set_user(&self.ctx, user);
     }
 
     /// Changes the database unqualified table names resolve in.
@@ -425,7 +444,10 @@ impl QueryContext {
         let stream = df.execute_stream().await.map_err(from_datafusion)?;
         let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));
         match plan.kind {
-            PlanKind::Rows => Ok(QueryOutput::Rows { schema, stream }),
+            PlanKind::Rows => Ok(QueryOutput::Rows {
+                schema,
+                stream: self.interrupt.current().guard(stream),
+            }),
             kind => {
                 let batches: Vec<RecordBatch> = stream.try_collect().await?;
                 let rows = batches

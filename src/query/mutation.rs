@@ -105,11 +105,17 @@ impl DataSink for MutationSink {
     async fn write_all(
         &self,
         _data: SendableRecordBatchStream,
-        _ctx: &Arc<TaskContext>,
+        ctx: &Arc<TaskContext>,
     ) -> DFResult<u64> {
-        mutate(&self.table, self.predicate.as_ref(), &self.mutation)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+        let deadline = super::interrupt::deadline_of(ctx.session_config());
+        mutate(
+            &self.table,
+            self.predicate.as_ref(),
+            &self.mutation,
+            &deadline,
+        )
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }
 
@@ -118,6 +124,7 @@ async fn mutate(
     table: &FuseTable,
     predicate: Option<&Arc<dyn PhysicalExpr>>,
     mutation: &Mutation,
+    deadline: &super::Deadline,
 ) -> Result<u64> {
     let Some(snapshot) = table.snapshot().await? else {
         return Ok(0);
@@ -162,6 +169,8 @@ async fn mutate(
                     kept_blocks.push(block.clone());
                     continue;
                 }
+                // Cancel and timeout act between blocks, never in the commit.
+                deadline.check()?;
                 let batches = read_block(table.storage(), block, &schema).await?;
                 let mut changed = 0u64;
                 let mut out = Vec::with_capacity(batches.len());

@@ -127,6 +127,14 @@ pub fn set_current_schema(ctx: &SessionContext, database: &str) {
     ctx.register_udf(constant_text_udf("current_schema", database.to_string()));
 }
 
+/// Makes `current_user`, `session_user`, `user` and `current_role` name
+/// the session's user.
+pub fn set_user(ctx: &SessionContext, user: &str) {
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(constant_text_udf(name, user.to_string()));
+    }
+}
+
 fn constant_text_udf(name: &str, value: String) -> datafusion::logical_expr::ScalarUDF {
     create_udf(
         name,

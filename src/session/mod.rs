@@ -118,6 +118,7 @@ impl Session {
         let state = instance.fuse.catalog().current().await?;
         state.require_database(database)?;
         let query = instance.query.new_context(database)?;
+        query.set_user(user);
         Ok(Session {
             id,
             instance,
@@ -133,6 +134,11 @@ impl Session {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The switch a CancelRequest pulls to stop this session's statement.
+    pub fn interrupt(&self) -> Arc<crate::query::Interrupt> {
+        self.query.interrupt()
     }
 
     pub fn database(&self) -> &str {
@@ -164,6 +170,9 @@ impl Session {
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
         let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
         self.check_not_failed(&statement)?;
+        self.query
+            .interrupt()
+            .arm(self.settings.statement_timeout());
         let started = Instant::now();
         let result = guard(self.execute_inner(statement, None))
             .instrument(span.clone())
@@ -215,6 +224,9 @@ impl Session {
             prepared = true
         );
         self.check_not_failed(&prepared.statement)?;
+        self.query
+            .interrupt()
+            .arm(self.settings.statement_timeout());
         let started = Instant::now();
         let result = guard(async {
             match &prepared.plan {

@@ -1,6 +1,7 @@
 //! Session parameters (SET / SHOW), with PostgreSQL's names and defaults.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -124,6 +125,15 @@ impl Settings {
                 .find(|(k, _, _)| *k == key)
                 .map(|(_, v, _)| v.to_string())
                 .unwrap_or_default()
+        } else if key == "statement_timeout" {
+            let ms = parse_milliseconds(value).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("invalid value for parameter \"{name}\": \"{value}\""),
+                )
+                .with_hint("Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".")
+            })?;
+            show_milliseconds(ms)
         } else {
             value.to_string()
         };
@@ -148,6 +158,55 @@ impl Settings {
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
     }
+
+    /// The statement_timeout in force (None: 0, no limit).
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let ms = self
+            .values
+            .get("statement_timeout")
+            .and_then(|v| parse_milliseconds(v))?;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// A time setting in milliseconds: a number with an optional unit (`us`,
+/// `ms`, `s`, `min`, `h`, `d`; none means ms), as PostgreSQL accepts.
+fn parse_milliseconds(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (number * factor).round();
+    (ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms as u64)
+}
+
+/// Milliseconds as SHOW prints them: in the largest unit that divides them.
+fn show_milliseconds(ms: u64) -> String {
+    if ms == 0 {
+        return "0".to_string();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 #[cfg(test)]
@@ -168,6 +227,18 @@ mod tests {
         assert!(s.set("myapp.flag", "1").is_ok());
         assert_eq!(
             s.set("server_version", "1").unwrap_err().sqlstate(),
+            "22023"
+        );
+        assert_eq!(s.statement_timeout(), None);
+        s.set("statement_timeout", "5000").unwrap();
+        assert_eq!(s.get("statement_timeout").unwrap(), "5s");
+        assert_eq!(s.statement_timeout(), Some(Duration::from_secs(5)));
+        s.set("statement_timeout", "1500ms").unwrap();
+        assert_eq!(s.get("statement_timeout").unwrap(), "1500ms");
+        s.set("statement_timeout", "2min").unwrap();
+        assert_eq!(s.get("statement_timeout").unwrap(), "2min");
+        assert_eq!(
+            s.set("statement_timeout", "soon").unwrap_err().sqlstate(),
             "22023"
         );
         assert!(

@@ -4,6 +4,7 @@
 //! Each connection gets its own handler, holding its [`Session`]; pgwire calls
 //! it for one message at a time, so the session lock is never contended.
 
+mod auth;
 mod copy;
 mod encode;
 mod error;
@@ -16,10 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::{SASLState, SCRAM_SHA_256_METHOD, SCRAM_SHA_256_PLUS_METHOD};
 use pgwire::api::auth::{
     LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication,
     protocol_negotiation, save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::{CopyHandler, send_copy_in_response};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
@@ -35,10 +39,13 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{
+    Authentication, ParameterStatus, PasswordMessageFamily, SecretKey,
+};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
@@ -46,26 +53,96 @@ pub use self::error::to_pgwire;
 use self::error::{fatal, from_pgwire};
 use crate::error::{Error, ErrorKind};
 use crate::fuse::DEFAULT_DATABASE;
+use crate::query::Interrupt;
 use crate::session::{
     Instance, Output, Prepared, Session, Settings, TransactionStatus as SessionTxn,
 };
 use crate::sql::Statement;
 
+pub use self::auth::{AuthConfig, AuthMethod, Users};
+
+/// How the wire layer admits clients.
+#[derive(Debug, Clone)]
+pub struct WireConfig {
+    pub auth: AuthConfig,
+    /// Sessions beyond this many are refused with 53300.
+    pub max_connections: usize,
+    /// The TLS certificate (PEM), for SCRAM channel binding.
+    pub tls_cert_pem: Option<Vec<u8>>,
+}
+
 /// Server-wide state the connection handlers share.
 pub struct WireContext {
     pub instance: Arc<Instance>,
+    config: WireConfig,
+    scram: Option<ScramAuth>,
     pids: RandomPidSecretKeyGenerator,
     next_session: AtomicU64,
+    /// Running sessions by backend pid: their cancel key and interrupt switch.
+    sessions: std::sync::Mutex<HashMap<i32, (SecretKey, Arc<Interrupt>)>>,
 }
 
 impl WireContext {
-    pub fn new(instance: Arc<Instance>) -> Arc<WireContext> {
-        Arc::new(WireContext {
+    pub fn new(instance: Arc<Instance>, config: WireConfig) -> Result<Arc<WireContext>, Error> {
+        let scram = config.auth.scram(config.tls_cert_pem.as_deref())?;
+        Ok(Arc::new(WireContext {
             instance,
+            config,
+            scram,
             pids: RandomPidSecretKeyGenerator::default(),
             next_session: AtomicU64::new(1),
-        })
+            sessions: Default::default(),
+        }))
     }
+
+    fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    fn register(&self, pid: i32, key: SecretKey, interrupt: Arc<Interrupt>) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(pid, (key, interrupt));
+        }
+    }
+
+    fn unregister(&self, pid: i32) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(&pid);
+        }
+    }
+
+    /// A CancelRequest: stops the session's running statement if the key matches.
+    fn cancel(&self, pid: i32, key: &SecretKey) {
+        let target = self.sessions.lock().ok().and_then(|s| {
+            s.get(&pid)
+                .filter(|(k, _)| key_bytes(k) == key_bytes(key))
+                .map(|(_, i)| i.clone())
+        });
+        match target {
+            Some(interrupt) => {
+                tracing::info!(pid, "cancel request");
+                interrupt.cancel();
+            }
+            None => tracing::debug!(pid, "cancel request for no matching session"),
+        }
+    }
+}
+
+/// A cancel key's bytes: a CancelRequest arrives on a new connection whose
+/// protocol version is unknown, so its key may decode either way.
+fn key_bytes(key: &SecretKey) -> Vec<u8> {
+    match key {
+        SecretKey::I32(v) => v.to_be_bytes().to_vec(),
+        SecretKey::Bytes(b) => b.to_vec(),
+    }
+}
+
+/// Where a connection is in its startup exchange.
+enum Exchange {
+    Start,
+    Cleartext,
+    Md5 { salt: [u8; 4] },
+    Scram(SASLState),
 }
 
 /// The handlers of one connection.
@@ -73,6 +150,9 @@ pub struct Connection {
     ctx: Arc<WireContext>,
     session: Arc<Mutex<Option<Session>>>,
     parser: Arc<StatementParser>,
+    exchange: Mutex<Exchange>,
+    /// The backend pid, once the session is registered for cancels.
+    pid: std::sync::Mutex<Option<i32>>,
 }
 
 impl Connection {
@@ -84,7 +164,24 @@ impl Connection {
                 session: session.clone(),
             }),
             session,
+            exchange: Mutex::new(Exchange::Start),
+            pid: std::sync::Mutex::new(None),
         })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.lock().ok().and_then(|p| *p) {
+            self.ctx.unregister(pid);
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Connection {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.ctx.cancel(request.pid, &request.secret_key);
     }
 }
 
@@ -114,6 +211,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.0.clone()
+    }
 }
 
 fn no_session() -> PgWireError {
@@ -133,21 +234,138 @@ impl ServerParameterProvider for SessionParameters {
 
 #[async_trait]
 impl StartupHandler for Connection {
+    /// Startup, then the password exchange the configured method asks for,
+    /// then the session: only an authenticated client learns whether its
+    /// database exists.
     async fn on_startup<C>(
         &self,
         client: &mut C,
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, &startup).await?;
-        save_startup_parameters_to_metadata(client, &startup);
+        let mut exchange = self.exchange.lock().await;
+        match message {
+            PgWireFrontendMessage::Startup(startup) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                if self.ctx.session_count() >= self.ctx.config.max_connections {
+                    return Err(fatal(Error::new(
+                        ErrorKind::TooManyConnections,
+                        "sorry, too many clients already",
+                    )));
+                }
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                let request = match self.ctx.config.auth.method {
+                    AuthMethod::Trust => return self.open_session(client).await,
+                    AuthMethod::Password => {
+                        *exchange = Exchange::Cleartext;
+                        Authentication::CleartextPassword
+                    }
+                    AuthMethod::Md5 => {
+                        let mut salt = [0u8; 4];
+                        salt.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..4]);
+                        *exchange = Exchange::Md5 { salt };
+                        Authentication::MD5Password(salt.to_vec())
+                    }
+                    AuthMethod::ScramSha256 => {
+                        *exchange = Exchange::Scram(SASLState::Initial);
+                        let mut mechanisms = vec![SCRAM_SHA_256_METHOD.to_string()];
+                        if self
+                            .ctx
+                            .scram
+                            .as_ref()
+                            .is_some_and(|s| s.supports_channel_binding())
+                            // Channel binding needs the TLS channel it binds to.
+                            && client.is_secure()
+                        {
+                            mechanisms.push(SCRAM_SHA_256_PLUS_METHOD.to_string());
+                        }
+                        Authentication::SASL(mechanisms)
+                    }
+                };
+                client
+                    .send(PgWireBackendMessage::Authentication(request))
+                    .await?;
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let user = LoginInfo::from_client_info(client)
+                    .user()
+                    .unwrap_or_default()
+                    .to_string();
+                let accepted = match &mut *exchange {
+                    Exchange::Cleartext => {
+                        let password = message.into_password()?;
+                        self.ctx
+                            .config
+                            .auth
+                            .check_cleartext(&user, &password.password)
+                    }
+                    Exchange::Md5 { salt } => {
+                        let answer = message.into_password()?;
+                        self.ctx
+                            .config
+                            .auth
+                            .check_md5(&user, &answer.password, salt)
+                    }
+                    Exchange::Scram(state) => {
+                        let Some(scram) = &self.ctx.scram else {
+                            return Err(PgWireError::InvalidSASLState);
+                        };
+                        let message = if let SASLState::Initial = state {
+                            let initial = message.into_sasl_initial_response()?;
+                            if ![SCRAM_SHA_256_METHOD, SCRAM_SHA_256_PLUS_METHOD]
+                                .contains(&initial.auth_method.as_str())
+                            {
+                                return Err(PgWireError::UnsupportedSASLAuthMethod(
+                                    initial.auth_method,
+                                ));
+                            }
+                            *state = SASLState::ScramClientFirstReceived;
+                            PasswordMessageFamily::SASLInitialResponse(initial)
+                        } else {
+                            PasswordMessageFamily::SASLResponse(message.into_sasl_response()?)
+                        };
+                        match scram.process_scram_message(client, message, state).await {
+                            Ok((response, next)) => {
+                                client
+                                    .send(PgWireBackendMessage::Authentication(response))
+                                    .await?;
+                                let finished = matches!(next, SASLState::Finished);
+                                *state = next;
+                                if !finished {
+                                    return Ok(());
+                                }
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    Exchange::Start => return Err(PgWireError::InvalidSASLState),
+                };
+                if !accepted {
+                    tracing::info!(user = %user, peer = %client.socket_addr(), "password authentication failed");
+                    return Err(fatal(auth::authentication_failed(&user)));
+                }
+                self.open_session(client).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Connection {
+    /// The client is who it says: start its session and tell it so.
+    async fn open_session<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let login = LoginInfo::from_client_info(client);
         let user = login.user().unwrap_or("fusegate").to_string();
         let requested = login.database().unwrap_or(DEFAULT_DATABASE).to_string();
@@ -159,14 +377,18 @@ impl StartupHandler for Connection {
             } else {
                 requested
             };
-        let (pid, key) = self.ctx.pids.generate(client);
-        client.set_pid_and_secret_key(pid, key);
         let settings = Settings::from_startup(client.metadata().iter());
         let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Session::new(self.ctx.instance.clone(), id, &user, &database, settings)
             .await
             .map_err(fatal)?;
-        tracing::info!(session = id, user = %user, database = %database, peer = %client.socket_addr(), "session started");
+        let (pid, key) = self.ctx.pids.generate(client);
+        client.set_pid_and_secret_key(pid, key.clone());
+        self.ctx.register(pid, key, session.interrupt());
+        if let Ok(mut slot) = self.pid.lock() {
+            *slot = Some(pid);
+        }
+        tracing::info!(session = id, pid, user = %user, database = %database, peer = %client.socket_addr(), "session started");
         let params = SessionParameters(session.settings().reported());
         *self.session.lock().await = Some(session);
         finish_authentication(client, &params).await

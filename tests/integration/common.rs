@@ -18,29 +18,42 @@ pub struct TestServer {
     _temp: Option<tempfile::TempDir>,
     /// The server's log, kept for failure messages.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Flags beyond --listen, --data-dir and --log.
+    args: Vec<String>,
 }
 
 impl TestServer {
     /// Starts a server on a fresh temporary data directory.
     pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    /// Starts a server with more flags, on a fresh temporary data directory.
+    pub fn start_with(args: &[&str]) -> TestServer {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
-        let mut server = TestServer::start_in(&dir);
+        let mut server = TestServer::new(&dir, args);
+        server.spawn();
         server._temp = Some(temp);
         server
     }
 
     /// Starts a server on `data_dir` (kept after the server stops).
     pub fn start_in(data_dir: &Path) -> TestServer {
-        let mut server = TestServer {
+        let mut server = TestServer::new(data_dir, &[]);
+        server.spawn();
+        server
+    }
+
+    fn new(data_dir: &Path, args: &[&str]) -> TestServer {
+        TestServer {
             child: None,
             port: 0,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             log: Default::default(),
-        };
-        server.spawn();
-        server
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -61,6 +74,7 @@ impl TestServer {
             .arg(&self.data_dir)
             .arg("--log")
             .arg("info,fusegate=debug")
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admission;
+mod cancel;
 mod common;
 mod concurrency;
 mod copy;

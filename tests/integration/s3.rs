@@ -28,7 +28,7 @@ pub struct S3 {
     moto: Option<Child>,
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Ok(p) = std::env::var("FUSEGATE_TEST_PYTHON") {
         return PathBuf::from(p);
     }

@@ -1,0 +1,186 @@
+//! Who gets in: passwords (SCRAM-SHA-256, md5, cleartext), the connection
+//! limit, TLS — with tokio-postgres and psql.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tokio_postgres::NoTls;
+
+use crate::common::{TestServer, scalar, sqlstate};
+
+async fn connect(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conn = format!(
+        "host=127.0.0.1 port={} user={user} password={password} dbname=default",
+        server.port
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn psql(port: u16, conninfo: &str, password: &str, sql: &str) -> (String, String, bool) {
+    let out = Command::new("psql")
+        .arg(format!("port={port} dbname=default {conninfo}"))
+        .args(["-X", "-A", "-t", "-c", sql])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql is installed");
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test]
+async fn passwords_are_checked_with_each_method() {
+    for method in ["scram-sha-256", "md5", "password"] {
+        let server = TestServer::start_with(&[
+            "--auth",
+            method,
+            "--user",
+            "alice:Secret-1",
+            "--user",
+            "bob:pw2",
+        ]);
+        let alice = connect(&server, "alice", "Secret-1")
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(scalar(&alice, "SELECT current_user").await, "alice");
+
+        // A wrong password and an unknown user look the same: 28P01.
+        for (user, password) in [("alice", "wrong"), ("mallory", "Secret-1")] {
+            let err = connect(&server, user, password).await.err().unwrap();
+            assert_eq!(sqlstate(&err), "28P01", "{method}: {err:?}");
+            assert_eq!(
+                err.as_db_error().unwrap().message(),
+                format!("password authentication failed for user \"{user}\"")
+            );
+        }
+        let (out, err, ok) = psql(server.port, "host=127.0.0.1 user=bob", "pw2", "SELECT 1");
+        assert!(ok, "{method}: {err}");
+        assert_eq!(out, "1\n");
+        let (_, err, ok) = psql(server.port, "host=127.0.0.1 user=bob", "nope", "SELECT 1");
+        assert!(!ok);
+        assert!(
+            err.contains("password authentication failed for user \"bob\""),
+            "{err}"
+        );
+        // Passwords never reach the log.
+        assert!(!server.log().contains("Secret-1"), "{}", server.log());
+    }
+}
+
+#[tokio::test]
+async fn trust_off_loopback_needs_saying() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--auth trust explicitly"), "{stderr}");
+    // A users file works as well as --user.
+    let users = temp.path().join("users");
+    std::fs::write(&users, "# who may log in\ncarol:from-file\n").unwrap();
+    let server = TestServer::start_with(&["--users-file", users.to_str().unwrap()]);
+    let carol = connect(&server, "carol", "from-file").await.unwrap();
+    assert_eq!(scalar(&carol, "SELECT 1").await, "1");
+}
+
+#[tokio::test]
+async fn connection_limit() {
+    let server = TestServer::start_with(&["--max-connections", "2"]);
+    let first = server.client().await;
+    let second = server.client().await;
+    let err = tokio_postgres::connect(&server.conn_str("default"), NoTls)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(sqlstate(&err), "53300");
+    assert_eq!(
+        err.as_db_error().unwrap().message(),
+        "sorry, too many clients already"
+    );
+    // The sessions in place carry on, and a freed place can be taken.
+    assert_eq!(scalar(&first, "SELECT 1").await, "1");
+    drop(second);
+    let mut third = None;
+    for _ in 0..50 {
+        if let Ok((client, conn)) =
+            tokio_postgres::connect(&server.conn_str("default"), NoTls).await
+        {
+            tokio::spawn(conn);
+            third = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        scalar(&third.expect("a place freed up"), "SELECT 2").await,
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn tls_with_psql() {
+    let temp = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = temp.path().join("server.crt");
+    let key = temp.path().join("server.key");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let server = TestServer::start_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--user",
+        "alice:pw",
+    ]);
+
+    // verify-full: the certificate is checked against the CA and the host name;
+    // SCRAM runs inside the TLS channel.
+    let conninfo = format!(
+        "host=localhost user=alice sslmode=verify-full sslrootcert={}",
+        cert.display()
+    );
+    let (out, err, ok) = psql(server.port, &conninfo, "pw", "\\conninfo");
+    assert!(ok, "{err}\n{}", server.log());
+    assert!(out.contains("SSL connection (protocol: TLSv1.3"), "{out}");
+    let (out, err, ok) = psql(
+        server.port,
+        "host=127.0.0.1 user=alice sslmode=require",
+        "pw",
+        "SELECT 40 + 2",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "42\n");
+    // Plain connections still work unless the client insists on TLS.
+    let (_, err, ok) = psql(
+        server.port,
+        "host=127.0.0.1 user=alice sslmode=disable",
+        "pw",
+        "SELECT 1",
+    );
+    assert!(ok, "{err}");
+
+    // Without TLS configured, sslmode=require is refused by the server.
+    let plain = TestServer::start();
+    let (_, err, ok) = psql(
+        plain.port,
+        "host=127.0.0.1 user=x sslmode=require",
+        "",
+        "SELECT 1",
+    );
+    assert!(!ok);
+    assert!(err.contains("server does not support SSL"), "{err}");
+}
