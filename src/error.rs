@@ -101,6 +101,10 @@ pub enum ErrorKind {
     DataCorrupted,
     /// 08P01
     ProtocolViolation,
+    /// 3B001: no savepoint of that name.
+    InvalidSavepoint,
+    /// 26000: no prepared statement of that name.
+    InvalidStatementName,
     /// 28000
     InvalidAuthorization,
     /// 28P01
@@ -158,6 +162,8 @@ impl ErrorKind {
             StorageIo => "58030",
             DataCorrupted => "22000",
             ProtocolViolation => "08P01",
+            InvalidStatementName => "26000",
+            InvalidSavepoint => "3B001",
             InvalidAuthorization => "28000",
             InvalidPassword => "28P01",
             Internal => "XX000",

@@ -28,6 +28,10 @@ struct Written {
     working: String,
 }
 
+/// A transaction's writes at a savepoint.
+#[derive(Debug, Clone)]
+pub struct TxnMark(BTreeMap<u64, Written>);
+
 /// The tables one transaction has written, by table id.
 #[derive(Debug, Default)]
 pub struct Transaction {
@@ -71,6 +75,17 @@ impl Transaction {
 
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
+    }
+
+    /// The writes so far, for a SAVEPOINT to return to.
+    pub fn mark(&self) -> TxnMark {
+        TxnMark(self.lock().clone())
+    }
+
+    /// ROLLBACK TO SAVEPOINT: forgets the writes made since `mark` (snapshots
+    /// are immutable, so the tables' working snapshots simply go back).
+    pub fn restore(&self, mark: &TxnMark) {
+        *self.lock() = mark.0.clone();
     }
 
     /// Makes every write of the transaction visible in one catalog version.

@@ -174,6 +174,18 @@ impl QueryEngine {
 /// backslash commands and BI tools do).
 fn is_catalog_query(sql: &str) -> bool {
     let text = sql.to_ascii_lowercase();
+    // Only queries: a CREATE TABLE whose name holds "pg_type" is user SQL.
+    let mut rest = text.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    while let Some(comment) = rest.strip_prefix("--").or_else(|| rest.strip_prefix("/*")) {
+        let end = if rest.starts_with("--") { "\n" } else { "*/" };
+        rest = comment
+            .split_once(end)
+            .map_or("", |(_, after)| after)
+            .trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    }
+    if !(rest.starts_with("select") || rest.starts_with("with")) {
+        return false;
+    }
     [
         "pg_catalog",
         "pg_class",
@@ -196,6 +208,23 @@ fn is_catalog_query(sql: &str) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn catalog_queries_are_queries() {
+        assert!(super::is_catalog_query(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n"
+        ));
+        assert!(super::is_catalog_query(
+            "-- psql\n/* x */ (SELECT 1 FROM pg_class)"
+        ));
+        assert!(!super::is_catalog_query("CREATE TABLE apg_types_x (a int)"));
+        assert!(!super::is_catalog_query(
+            "INSERT INTO t SELECT * FROM pg_type_copy"
+        ));
+    }
 }
 
 /// DataFusion hands a table provider only the WHERE conjuncts that refer to

@@ -110,6 +110,57 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
             }),
         ));
     }
+    // fusegate has no sequences, so no column owns one: NULL, as PostgreSQL
+    // answers for a column without a serial default.
+    ctx.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?
+                .first()
+                .map(|a| a.len())
+                .unwrap_or(1);
+            Ok(ColumnarValue::Array(arrow::array::new_null_array(
+                &DataType::Utf8,
+                rows,
+            )))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        "fusegate_like_escape",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let patterns = arrow::array::as_string_array(&arrays[0]);
+            let escapes = arrow::array::as_string_array(&arrays[1]);
+            let out: arrow::array::StringArray = patterns
+                .iter()
+                .zip(escapes.iter())
+                .map(|(p, e)| match (p, e.and_then(|e| e.chars().next())) {
+                    (Some(p), Some(e)) => Some(with_backslash_escapes(p, e)),
+                    (p, _) => p.map(str::to_string),
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = arrow::array::as_string_array(&arrays[0]);
+            let oids: arrow::array::Int32Array =
+                names.iter().map(|n| n.and_then(type_oid)).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids) as ArrayRef))
+        }),
+    ));
     ctx.register_udf(constant_text_udf(
         "version",
         format!(
@@ -121,10 +172,71 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
     Ok(())
 }
 
+/// A LIKE pattern written with `escape` as its escape character, rewritten
+/// for the backslash (DataFusion's only escape): escaped characters keep a
+/// backslash escape, plain backslashes get one.
+fn with_backslash_escapes(pattern: &str, escape: char) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            if let Some(next) = chars.next() {
+                out.push('\\');
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `to_regtype(name)`: the OID of a built-in type by any of its SQL
+/// spellings (`int4`, `integer`, `pg_catalog.int4`...), NULL if unknown —
+/// fusegate has no user-defined types.
+fn type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let (base, array) = match name.strip_suffix("[]") {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    let (oid, array_oid) = match base {
+        "bool" | "boolean" => (16, 1000),
+        "bytea" => (17, 1001),
+        "char" => (18, 1002),
+        "name" => (19, 1003),
+        "int8" | "bigint" => (20, 1016),
+        "int2" | "smallint" => (21, 1005),
+        "int4" | "integer" | "int" => (23, 1007),
+        "text" => (25, 1009),
+        "oid" => (26, 1028),
+        "json" => (114, 199),
+        "float4" | "real" => (700, 1021),
+        "float8" | "double precision" => (701, 1022),
+        "bpchar" | "character" => (1042, 1014),
+        "varchar" | "character varying" => (1043, 1015),
+        "date" => (1082, 1182),
+        "time" | "time without time zone" => (1083, 1183),
+        "timestamp" | "timestamp without time zone" => (1114, 1115),
+        "timestamptz" | "timestamp with time zone" => (1184, 1185),
+        "interval" => (1186, 1187),
+        "numeric" | "decimal" => (1700, 1231),
+        "uuid" => (2950, 2951),
+        "jsonb" => (3802, 3807),
+        _ => return None,
+    };
+    Some(if array { array_oid } else { oid })
+}
+
 /// Makes `current_schema()` name the session's current database (each
 /// fusegate database is a schema to PostgreSQL clients).
 pub fn set_current_schema(ctx: &SessionContext, database: &str) {
     ctx.register_udf(constant_text_udf("current_schema", database.to_string()));
+    // The database a client connected to (dbname) is the current one, too.
+    ctx.register_udf(constant_text_udf("current_database", database.to_string()));
 }
 
 /// Makes `current_user`, `session_user`, `user` and `current_role` name
@@ -147,4 +259,16 @@ fn constant_text_udf(name: &str, value: String) -> datafusion::logical_expr::Sca
             ))
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_escapes_become_backslashes() {
+        assert_eq!(super::with_backslash_escapes("pg/_%", '/'), "pg\\_%");
+        assert_eq!(super::with_backslash_escapes("a\\b//c", '/'), "a\\\\b\\/c");
+        assert_eq!(super::type_oid("pg_catalog.INT4"), Some(23));
+        assert_eq!(super::type_oid("character varying[]"), Some(1015));
+        assert_eq!(super::type_oid("hstore"), None);
+    }
 }

@@ -80,6 +80,10 @@ pub struct Session {
     user: String,
     query: QueryContext,
     settings: Settings,
+    /// Open savepoints of the explicit transaction, innermost last.
+    savepoints: Vec<(String, Arc<Transaction>, crate::fuse::txn::TxnMark)>,
+    /// The settings the session started with, for RESET ALL.
+    startup_settings: Settings,
     txn: TxnState,
     /// Set by a result stream that fails while the client reads it.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
@@ -125,6 +129,8 @@ impl Session {
             database: database.to_string(),
             user: user.to_string(),
             query,
+            startup_settings: settings.clone(),
+            savepoints: Vec::new(),
             settings,
             txn: TxnState::Idle,
             stream_failed: Default::default(),
@@ -256,7 +262,10 @@ impl Session {
     fn check_not_failed(&mut self, statement: &Statement) -> Result<()> {
         self.absorb_stream_failure();
         if matches!(self.txn, TxnState::Failed)
-            && !matches!(statement, Statement::Commit | Statement::Rollback)
+            && !matches!(
+                statement,
+                Statement::Commit | Statement::Rollback | Statement::RollbackToSavepoint { .. }
+            )
         {
             bail!(
                 InFailedTransaction,
@@ -299,12 +308,35 @@ impl Session {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The position of the innermost savepoint `name`.
+    fn savepoint(&self, name: &str, what: &str) -> Result<usize> {
+        if !matches!(
+            self.txn,
+            TxnState::Open {
+                implicit: false,
+                ..
+            } | TxnState::Failed
+        ) {
+            bail!(
+                NoActiveTransaction,
+                "{what} can only be used in transaction blocks"
+            );
+        }
+        match self.savepoints.iter().rposition(|(n, _, _)| n == name) {
+            Some(at) => Ok(at),
+            None => bail!(InvalidSavepoint, "savepoint \"{name}\" does not exist"),
+        }
+    }
+
     fn set_txn(&mut self, state: TxnState) {
         let txn = match &state {
             TxnState::Open { txn, .. } => Some(txn.clone()),
             _ => None,
         };
         self.query.set_transaction(txn);
+        if matches!(state, TxnState::Idle) {
+            self.savepoints.clear();
+        }
         self.txn = state;
     }
 
@@ -485,6 +517,7 @@ impl Session {
     async fn plan(&self, ast: &sqlparser::ast::Statement) -> Result<QueryPlan> {
         let mut planned = ast.clone();
         sql::make_names_unique(&mut planned);
+        sql::rewrite_like_escapes(&mut planned);
         self.complete_insert_columns(&mut planned);
         let plan = self.query.plan(planned).await?;
         let width = plan.output_schema().fields().len();
@@ -623,6 +656,41 @@ impl Session {
                 self.set_txn(TxnState::Idle);
                 Ok(Output::TransactionEnd("ROLLBACK".into()))
             }
+            Statement::Savepoint { name } => {
+                let TxnState::Open {
+                    txn,
+                    implicit: false,
+                } = &self.txn
+                else {
+                    bail!(
+                        NoActiveTransaction,
+                        "SAVEPOINT can only be used in transaction blocks"
+                    );
+                };
+                let mark = txn.mark();
+                self.savepoints.push((name, txn.clone(), mark));
+                Ok(Output::Command("SAVEPOINT".into()))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let at = self.savepoint(&name, "RELEASE SAVEPOINT")?;
+                self.savepoints.truncate(at);
+                Ok(Output::Command("RELEASE".into()))
+            }
+            Statement::RollbackToSavepoint { name } => {
+                let at = self.savepoint(&name, "ROLLBACK TO SAVEPOINT")?;
+                // The savepoint stays; what came after it goes, failure included.
+                self.savepoints.truncate(at + 1);
+                let (_, txn, mark) = &self.savepoints[at];
+                txn.restore(mark);
+                let txn = txn.clone();
+                self.stream_failed
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.set_txn(TxnState::Open {
+                    txn,
+                    implicit: false,
+                });
+                Ok(Output::Command("ROLLBACK".into()))
+            }
             Statement::Set { name, value } => match self.settings.set(&name, &value)? {
                 Some((name, value)) => Ok(Output::ParameterChanged {
                     tag: "SET".into(),
@@ -680,9 +748,48 @@ impl Session {
                 let table = maintenance::table(&fuse, &self.database_of(&name), &name.name)?;
                 maintenance::optimize(&table, action).await
             }
+            Statement::Show { name } if name == "all" => {
+                let (names, values): (Vec<String>, Vec<String>) =
+                    self.settings.show_all().into_iter().unzip();
+                show::rows(show::text_schema(&["name", "setting"]), vec![names, values])
+            }
             Statement::Show { name } => {
                 let value = self.settings.get(&name)?.to_string();
                 Ok(single_column(&name, vec![value]))
+            }
+            Statement::Reset { name: Some(name) } => match self.settings.set(&name, "default")? {
+                Some((name, value)) => Ok(Output::ParameterChanged {
+                    tag: "RESET".into(),
+                    name,
+                    value,
+                }),
+                None => Ok(Output::Command("RESET".into())),
+            },
+            Statement::Reset { name: None } => {
+                self.settings.reset_all(&self.startup_settings);
+                Ok(Output::Command("RESET".into()))
+            }
+            // Protocol-level statements are the wire's; SQL PREPARE is not
+            // supported, so there is nothing else to free.
+            Statement::Deallocate { name } => Ok(Output::Command(
+                if name.is_none() {
+                    "DEALLOCATE ALL"
+                } else {
+                    "DEALLOCATE"
+                }
+                .into(),
+            )),
+            Statement::Discard { what } => {
+                if what == "ALL" {
+                    if !matches!(self.txn, TxnState::Idle) {
+                        bail!(
+                            ActiveTransaction,
+                            "DISCARD ALL cannot run inside a transaction block"
+                        );
+                    }
+                    self.settings.reset_all(&self.startup_settings);
+                }
+                Ok(Output::Command(format!("DISCARD {what}")))
             }
         }
     }

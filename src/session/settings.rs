@@ -89,10 +89,10 @@ impl Settings {
 
     pub fn get(&self, name: &str) -> Result<&str> {
         let key = name.to_ascii_lowercase();
-        let key = if key == "time zone" {
-            "timezone".to_string()
-        } else {
-            key
+        let key = match key.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => key,
         };
         self.values.get(&key).map(String::as_str).ok_or_else(|| {
             Error::new(
@@ -157,6 +157,21 @@ impl Settings {
 
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
+    }
+
+    /// RESET ALL: every parameter back to the session's start (defaults and
+    /// what the client set in its startup packet). Custom parameters go.
+    /// (Unlike PostgreSQL, no ParameterStatus follows for reported ones.)
+    pub fn reset_all(&mut self, startup: &Settings) {
+        self.values = startup.values.clone();
+    }
+
+    /// SHOW ALL: every parameter with its value.
+    pub fn show_all(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(k, v)| (reported_name(k).to_string(), v.clone()))
+            .collect()
     }
 
     /// The statement_timeout in force (None: 0, no limit).

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::fuse::{FuseEngine, TableMeta};
 use crate::sql::Statement;
 
-fn text_schema(names: &[&str]) -> SchemaRef {
+pub(super) fn text_schema(names: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
         names
             .iter()
@@ -19,7 +19,7 @@ fn text_schema(names: &[&str]) -> SchemaRef {
     ))
 }
 
-fn rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> Result<Output> {
+pub(super) fn rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> Result<Output> {
     let arrays: Vec<ArrayRef> = columns
         .into_iter()
         .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)

@@ -6,6 +6,7 @@
 //! DATABASES`, `CALL system$...`. Every statement is then routed: DataFusion
 //! plans queries and DML; the rest are fusegate's own operations.
 
+mod like;
 mod names;
 mod parser;
 mod time_travel;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 
 use sqlparser::ast;
 
+pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};
 pub use self::parser::{parse, route, table_name as table_name_of};
 pub use self::types::column_type;
@@ -137,6 +139,27 @@ pub enum Statement {
     },
     /// `COPY ... FROM STDIN` / `COPY ... TO STDOUT`.
     Copy(Box<CopySpec>),
+    Savepoint {
+        name: String,
+    },
+    ReleaseSavepoint {
+        name: String,
+    },
+    RollbackToSavepoint {
+        name: String,
+    },
+    /// RESET name, or RESET ALL (None).
+    Reset {
+        name: Option<String>,
+    },
+    /// DEALLOCATE name, or DEALLOCATE ALL (None).
+    Deallocate {
+        name: Option<String>,
+    },
+    /// DISCARD ALL | PLANS | SEQUENCES | TEMP.
+    Discard {
+        what: String,
+    },
     /// `ALTER TABLE t <op>[, <op> ...]`.
     AlterTable {
         name: TableName,
@@ -251,6 +274,12 @@ impl Statement {
             Statement::Optimize { .. } => "OPTIMIZE",
             Statement::AlterTable { .. } => "ALTER TABLE",
             Statement::Copy(_) => "COPY",
+            Statement::Reset { .. } => "RESET",
+            Statement::Savepoint { .. } => "SAVEPOINT",
+            Statement::ReleaseSavepoint { .. } => "RELEASE",
+            Statement::RollbackToSavepoint { .. } => "ROLLBACK",
+            Statement::Deallocate { .. } => "DEALLOCATE",
+            Statement::Discard { .. } => "DISCARD",
         }
     }
 }

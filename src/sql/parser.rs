@@ -655,6 +655,33 @@ pub fn route(stmt: ast::Statement) -> Result<Statement> {
             name: "timezone".into(),
             value: option_value(&value).unwrap_or_else(|_| value.to_string()),
         }),
+        S::Savepoint { name } => Ok(Statement::Savepoint {
+            name: normalize_ident(&name),
+        }),
+        S::ReleaseSavepoint { name } => Ok(Statement::ReleaseSavepoint {
+            name: normalize_ident(&name),
+        }),
+        S::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Ok(Statement::RollbackToSavepoint {
+            name: normalize_ident(&name),
+        }),
+        S::Reset(reset) => Ok(Statement::Reset {
+            name: match reset.reset {
+                ast::Reset::ALL => None,
+                ast::Reset::ConfigurationParameter(name) => {
+                    Some(name.to_string().to_ascii_lowercase())
+                }
+            },
+        }),
+        S::Deallocate { name, .. } => Ok(Statement::Deallocate {
+            name: (!name.value.eq_ignore_ascii_case("all") || name.quote_style.is_some())
+                .then(|| name.value.clone()),
+        }),
+        S::Discard { object_type } => Ok(Statement::Discard {
+            what: object_type.to_string(),
+        }),
         S::ShowVariable { variable } => Ok(Statement::Show {
             name: variable
                 .iter()

@@ -497,6 +497,12 @@ impl SimpleQueryHandler for Connection {
             let implicit = statements.len() > 1 && !controls && session.begin_implicit();
             let mut outcome = Ok(false);
             for statement in statements {
+                if let Statement::Deallocate { name: Some(name) } = &statement
+                    && let Err(e) = deallocate(client, name)
+                {
+                    outcome = Err(e);
+                    break;
+                }
                 let sent = match session.execute(statement).await {
                     Ok(output) => send_output(client, output).await,
                     Err(e) => Err(to_pgwire(e)),
@@ -545,6 +551,23 @@ impl SimpleQueryHandler for Connection {
             "unexpected simple query dispatch",
         )))
     }
+}
+
+/// DEALLOCATE name: forgets a statement prepared by the extended protocol.
+fn deallocate<C>(client: &C, name: &str) -> PgWireResult<()>
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let store = client.portal_store();
+    if store.get_statement(name).is_none() {
+        return Err(to_pgwire(Error::new(
+            ErrorKind::InvalidStatementName,
+            format!("prepared statement \"{name}\" does not exist"),
+        )));
+    }
+    store.rm_statement(name);
+    Ok(())
 }
 
 /// Parses and plans statements at Parse time, for Describe and Execute.
@@ -673,6 +696,8 @@ impl ExtendedQueryHandler for Connection {
             .execute_prepared(&prepared, params)
             .await
             .map_err(to_pgwire)?;
+        // E.g. ROLLBACK TO SAVEPOINT leaves a failed transaction.
+        client.set_transaction_status(status_of(session));
         if let Output::ParameterChanged { name, value, .. } = &output {
             client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(

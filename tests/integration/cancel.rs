@@ -72,11 +72,26 @@ async fn statement_timeout() {
     );
     // Quick statements run, and turning the limit off works.
     assert_eq!(scalar(&client, "SELECT 1").await, "1");
+    let all = client.simple_query("SHOW ALL").await.unwrap();
+    assert!(
+        all.iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r)
+        if r.get(0) == Some("statement_timeout") && r.get(1) == Some("300ms")))
+    );
     client
-        .batch_execute("SET statement_timeout = 0")
+        .batch_execute("RESET statement_timeout")
         .await
         .unwrap();
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    client
+        .batch_execute("SET statement_timeout = '1min'; RESET ALL")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    assert_eq!(
+        scalar(&client, "SHOW TRANSACTION ISOLATION LEVEL").await,
+        "read committed"
+    );
     let err = client
         .batch_execute("SET statement_timeout = 'soon'")
         .await

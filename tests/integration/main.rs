@@ -5,6 +5,7 @@
 
 mod admission;
 mod cancel;
+mod clients;
 mod common;
 mod concurrency;
 mod copy;

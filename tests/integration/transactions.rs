@@ -156,3 +156,58 @@ async fn conflicting_transactions_fail_with_40001() {
     a.batch_execute("COMMIT").await.unwrap();
     assert_eq!(scalar(&a, "SELECT sum(v) FROM k").await, "9");
 }
+
+#[tokio::test]
+async fn savepoints() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE t (a INT)")
+        .await
+        .unwrap();
+    // Outside a transaction block, as in PostgreSQL.
+    let err = client.batch_execute("SAVEPOINT s").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25P01");
+
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1); SAVEPOINT s1; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SAVEPOINT s2; INSERT INTO t VALUES (3)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT s2")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&client, "SELECT string_agg(a::text, ',' ORDER BY a) FROM t").await,
+        "1,2"
+    );
+    // An error fails the transaction; ROLLBACK TO a savepoint recovers it.
+    assert!(client.batch_execute("SELECT * FROM nope").await.is_err());
+    let err = client
+        .batch_execute("INSERT INTO t VALUES (4)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "25P02");
+    client.batch_execute("ROLLBACK TO s1").await.unwrap();
+    client
+        .batch_execute("INSERT INTO t VALUES (5); RELEASE SAVEPOINT s1")
+        .await
+        .unwrap();
+    let err = client.batch_execute("ROLLBACK TO s2").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "3B001");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM t").await, "0");
+
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1); SAVEPOINT s; INSERT INTO t VALUES (2); ROLLBACK TO s; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&client, "SELECT string_agg(a::text, ',') FROM t").await,
+        "1"
+    );
+}

@@ -1,0 +1,97 @@
+//! `LIKE ... ESCAPE 'c'`: DataFusion knows only the backslash as LIKE's
+//! escape, PostgreSQL any character (SQLAlchemy's inspector uses `ESCAPE
+//! '/'`). The pattern is passed through a function that rewrites it to the
+//! same pattern escaped with backslashes.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, Statement, Value, ValueWithSpan, visit_expressions_mut,
+};
+
+pub fn rewrite_like_escapes(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } = expr
+            && let Some(escape) = escape_char.as_ref().and_then(single_char)
+            && escape != '\\'
+        {
+            // The pattern may be a parameter, known only at execution: the
+            // function (folded to a constant for literals) does the work.
+            let original = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+            **pattern = call(
+                LIKE_ESCAPE_FUNCTION,
+                vec![
+                    original,
+                    Expr::value(Value::SingleQuotedString(escape.to_string())),
+                ],
+            );
+            *escape_char = None;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The query engine's function that rewrites a pattern's escapes.
+pub const LIKE_ESCAPE_FUNCTION: &str = "fusegate_like_escape";
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn single_char(value: &ValueWithSpan) -> Option<char> {
+    let Value::SingleQuotedString(s) = &value.value else {
+        return None;
+    };
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_escapes_go_through_the_function() {
+        let mut statement = crate::sql::parse("SELECT 'pg_x' LIKE $1 ESCAPE '/'")
+            .unwrap()
+            .pop()
+            .unwrap();
+        let crate::sql::Statement::Query(ast) = &mut statement else {
+            panic!("a query")
+        };
+        rewrite_like_escapes(ast);
+        assert_eq!(
+            ast.to_string(),
+            "SELECT 'pg_x' LIKE fusegate_like_escape($1, '/')"
+        );
+    }
+}
