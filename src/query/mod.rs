@@ -170,6 +170,34 @@ impl QueryEngine {
     }
 }
 
+/// Field metadata naming a column's declared PostgreSQL type where Arrow's
+/// type does not say it all: `varchar` (Arrow has only Utf8) and the type
+/// modifier (varchar length, numeric precision and scale, encoded as
+/// PostgreSQL's `atttypmod`). Plain column references keep it through
+/// DataFusion's plans, so result descriptions report what the table declares.
+pub fn pg_type_metadata(ty: &crate::fuse::schema::ColumnType) -> HashMap<String, String> {
+    use crate::fuse::schema::ColumnType;
+    let mut metadata = HashMap::new();
+    match ty {
+        ColumnType::Varchar { length } => {
+            metadata.insert(PG_TYPE_KEY.to_string(), "varchar".to_string());
+            if let Some(n) = length {
+                metadata.insert(PG_TYPMOD_KEY.to_string(), (*n as i64 + 4).to_string());
+            }
+        }
+        ColumnType::Decimal { precision, scale } => {
+            let typmod = ((*precision as i64) << 16 | (*scale as i64 & 0xffff)) + 4;
+            metadata.insert(PG_TYPMOD_KEY.to_string(), typmod.to_string());
+        }
+        _ => {}
+    }
+    metadata
+}
+
+/// Field metadata keys of [`pg_type_metadata`].
+pub const PG_TYPE_KEY: &str = "fusegate.pg_type";
+pub const PG_TYPMOD_KEY: &str = "fusegate.pg_typmod";
+
 /// Whether a statement reads PostgreSQL's catalogs (as drivers, psql's
 /// backslash commands and BI tools do).
 fn is_catalog_query(sql: &str) -> bool {

@@ -37,13 +37,22 @@ impl FuseTableProvider {
         // `INSERT ... VALUES (NULL)` into a non-nullable batch and fail with an
         // internal error. NOT NULL is enforced by the insert sink, with
         // PostgreSQL's error.
+        let columns = &table.meta().schema.columns;
         let fields: Vec<arrow::datatypes::Field> = table
             .meta()
             .schema
             .to_arrow()
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
+            .zip(columns)
+            .map(|(f, c)| {
+                let mut metadata = f.metadata().clone();
+                metadata.extend(crate::query::pg_type_metadata(&c.ty));
+                f.as_ref()
+                    .clone()
+                    .with_nullable(true)
+                    .with_metadata(metadata)
+            })
             .collect();
         FuseTableProvider {
             table,

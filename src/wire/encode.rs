@@ -13,12 +13,53 @@ use pgwire::messages::data::DataRow;
 
 use super::error::to_pgwire;
 use crate::error::Error;
-use crate::query::BatchStream;
+use crate::query::{BatchStream, PG_TYPE_KEY, PG_TYPMOD_KEY};
 use crate::session::Output;
 
-/// Row descriptions for a result schema, in the requested formats.
+/// Row descriptions for a result schema, in the requested formats; columns
+/// read straight from a table report its declared type (varchar) and
+/// modifier (length, precision and scale), as PostgreSQL does.
 pub fn fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)
+    let fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)?;
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(info, field)| {
+            let metadata = field.metadata();
+            let info = if metadata.get(PG_TYPE_KEY).map(String::as_str) == Some("varchar")
+                && *info.datatype() == Type::TEXT
+            {
+                FieldInfo::new(
+                    info.name().to_string(),
+                    info.table_id(),
+                    info.column_id(),
+                    Type::VARCHAR,
+                    info.format(),
+                )
+            } else {
+                info
+            };
+            let size = type_size(info.datatype());
+            let info = info.with_type_size(size);
+            match metadata.get(PG_TYPMOD_KEY).and_then(|t| t.parse().ok()) {
+                Some(typmod) => info.with_type_modifier(typmod),
+                None => info,
+            }
+        })
+        .collect())
+}
+
+/// `pg_type.typlen` of a type: its fixed width, or -1 for variable-width ones.
+fn type_size(ty: &Type) -> i16 {
+    match *ty {
+        Type::BOOL | Type::CHAR => 1,
+        Type::INT2 => 2,
+        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME => 8,
+        Type::INTERVAL => 16,
+        Type::UUID => 16,
+        _ => -1,
+    }
 }
 
 /// The PostgreSQL type reported for a parameter DataFusion typed `data_type`

@@ -289,20 +289,12 @@ def check_tags(conn, t):
 def check_types(conn, t, binary):
     cur = conn.execute(f"SELECT {NAMES} FROM {t} ORDER BY id", binary=binary)
     got_oids = [d.type_code for d in cur.description]
-    want_oids = [OID[o] for _, _, o in COLUMNS]
-    if not ON_POSTGRES:
-        # Known difference (README): fusegate reports VARCHAR(n) result
-        # columns as text and sends no type modifiers (-1).
-        want_oids = [OID["text"] if o == OID["varchar"] else o for o in want_oids]
-    eq(got_oids, want_oids, f"column type OIDs (binary={binary})")
+    eq(got_oids, [OID[o] for _, _, o in COLUMNS], f"column type OIDs (binary={binary})")
     eq([d.name for d in cur.description], [n for n, _, _ in COLUMNS], "column names")
     # Precision/scale and length modifiers, as drivers read them.
     num = cur.description[5]
-    if ON_POSTGRES:
-        eq((num.precision, num.scale), (12, 3), "NUMERIC(12,3) precision/scale")
-        eq(cur.description[6].display_size, 20, "VARCHAR(20) length")
-    else:
-        print("psycopg: NOT CHECKED on fusegate: type modifiers (known difference, see README)")
+    eq((num.precision, num.scale), (12, 3), "NUMERIC(12,3) precision/scale")
+    eq(cur.description[6].display_size, 20, "VARCHAR(20) length")
     got = cur.fetchall()
     eq(len(got), len(ROWS), "row count")
     for row, want in zip(got, ROWS):

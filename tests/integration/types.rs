@@ -80,7 +80,7 @@ async fn text_and_binary_round_trip() {
             Type::FLOAT4,
             Type::FLOAT8,
             Type::NUMERIC,
-            Type::TEXT,
+            Type::VARCHAR,
             Type::TEXT,
             Type::TEXT,
             Type::BOOL,
