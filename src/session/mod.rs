@@ -66,7 +66,9 @@ pub enum Output {
 #[derive(Clone)]
 pub struct Prepared {
     pub statement: Statement,
-    plan: Option<(QueryPlan, u64)>,
+    /// The plan, the catalog version and the transaction it was made in:
+    /// tables resolve through the transaction, so another one needs a new plan.
+    plan: Option<(QueryPlan, u64, usize)>,
     /// Types of `$1..$n` (None: not inferable).
     pub param_types: Vec<Option<DataType>>,
     /// The result columns; empty for statements that return none.
@@ -98,8 +100,11 @@ enum TxnState {
         txn: Arc<Transaction>,
         implicit: bool,
     },
-    /// A statement failed inside the transaction; only COMMIT/ROLLBACK end it.
-    Failed,
+    /// A statement failed inside the transaction; only COMMIT/ROLLBACK end it
+    /// (or, for an implicit one, the end of its message or pipeline).
+    Failed {
+        implicit: bool,
+    },
 }
 
 /// The transaction status reported in ReadyForQuery.
@@ -158,9 +163,13 @@ impl Session {
     /// Where the session is with respect to transactions (ReadyForQuery's status).
     pub fn transaction_status(&self) -> TransactionStatus {
         match &self.txn {
-            TxnState::Idle => TransactionStatus::Idle,
+            // An implicit transaction ends with its message or pipeline:
+            // clients see it as no transaction, as in PostgreSQL.
+            TxnState::Idle
+            | TxnState::Open { implicit: true, .. }
+            | TxnState::Failed { implicit: true } => TransactionStatus::Idle,
             TxnState::Open { .. } => TransactionStatus::InTransaction,
-            TxnState::Failed => TransactionStatus::Failed,
+            TxnState::Failed { .. } => TransactionStatus::Failed,
         }
     }
 
@@ -205,7 +214,7 @@ impl Session {
                 let plan = self.plan(ast).await?;
                 let types = plan.parameter_types()?;
                 let schema = plan.output_schema();
-                (Some((plan, version)), types, schema)
+                (Some((plan, version, self.txn_key())), types, schema)
             }
             other => (None, Vec::new(), show::result_schema(other, &self.database)),
         };
@@ -236,12 +245,13 @@ impl Session {
         let started = Instant::now();
         let result = guard(async {
             match &prepared.plan {
-                Some((plan, version)) => {
+                Some((plan, version, txn)) => {
                     let current = self.refresh().await?;
-                    let plan = if current == *version {
+                    let plan = if current == *version && *txn == self.txn_key() {
                         plan.clone()
                     } else {
-                        // The catalog moved on: plan again so tables are read at their newest snapshot.
+                        // The catalog moved on, or the statement now runs in another
+                        // transaction: plan again so tables are read (and written) right.
                         let Statement::Query(ast) = &prepared.statement else {
                             return Err(Error::internal("prepared plan without a query"));
                         };
@@ -261,7 +271,7 @@ impl Session {
     /// In a failed transaction only its end is accepted, as in PostgreSQL.
     fn check_not_failed(&mut self, statement: &Statement) -> Result<()> {
         self.absorb_stream_failure();
-        if matches!(self.txn, TxnState::Failed)
+        if matches!(self.txn, TxnState::Failed { .. })
             && !matches!(
                 statement,
                 Statement::Commit | Statement::Rollback | Statement::RollbackToSavepoint { .. }
@@ -282,9 +292,7 @@ impl Session {
             Ok(_) => span.in_scope(|| tracing::debug!(elapsed_ms, "statement done")),
             Err(e) => {
                 span.in_scope(|| tracing::info!(sqlstate = e.sqlstate(), error = %e, elapsed_ms, "statement failed"));
-                if matches!(self.txn, TxnState::Open { .. }) {
-                    self.set_txn(TxnState::Failed);
-                }
+                self.fail_txn();
             }
         }
     }
@@ -295,9 +303,8 @@ impl Session {
         if self
             .stream_failed
             .swap(false, std::sync::atomic::Ordering::Relaxed)
-            && matches!(self.txn, TxnState::Open { .. })
         {
-            self.set_txn(TxnState::Failed);
+            self.fail_txn();
         }
     }
 
@@ -315,7 +322,7 @@ impl Session {
             TxnState::Open {
                 implicit: false,
                 ..
-            } | TxnState::Failed
+            } | TxnState::Failed { implicit: false }
         ) {
             bail!(
                 NoActiveTransaction,
@@ -325,6 +332,27 @@ impl Session {
         match self.savepoints.iter().rposition(|(n, _, _)| n == name) {
             Some(at) => Ok(at),
             None => bail!(InvalidSavepoint, "savepoint \"{name}\" does not exist"),
+        }
+    }
+
+    /// Identifies the open transaction (0: none).
+    fn txn_key(&self) -> usize {
+        match &self.txn {
+            TxnState::Open { txn, .. } => Arc::as_ptr(txn) as usize,
+            _ => 0,
+        }
+    }
+
+    /// A statement failed before it ran (at Parse or Bind): the transaction
+    /// is aborted, as for a statement that failed running.
+    pub fn statement_failed(&mut self) {
+        self.fail_txn();
+    }
+
+    /// A statement failed: an open transaction becomes a failed one.
+    fn fail_txn(&mut self) {
+        if let TxnState::Open { implicit, .. } = self.txn {
+            self.set_txn(TxnState::Failed { implicit });
         }
     }
 
@@ -347,6 +375,9 @@ impl Session {
         if !matches!(self.txn, TxnState::Idle) {
             return false;
         }
+        // A result stream that failed outside any transaction is history.
+        self.stream_failed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.set_txn(TxnState::Open {
             txn: Transaction::new(),
             implicit: true,
@@ -354,15 +385,22 @@ impl Session {
         true
     }
 
-    /// Ends the implicit transaction: commits if every statement succeeded,
-    /// else drops every write of the message.
+    /// Ends the implicit transaction, if one is open: commits if every
+    /// statement succeeded, else drops every write of the message. An
+    /// explicit transaction is left alone.
     pub async fn end_implicit(&mut self, success: bool) -> Result<()> {
+        if !matches!(
+            self.txn,
+            TxnState::Open { implicit: true, .. } | TxnState::Failed { implicit: true }
+        ) {
+            return Ok(());
+        }
         let success = success
             && !self
                 .stream_failed
                 .swap(false, std::sync::atomic::Ordering::Relaxed);
         let state = std::mem::replace(&mut self.txn, TxnState::Idle);
-        self.query.set_transaction(None);
+        self.set_txn(TxnState::Idle);
         match state {
             TxnState::Open {
                 txn,
@@ -508,9 +546,7 @@ impl Session {
     }
 
     fn after_copy_error(&mut self) {
-        if matches!(self.txn, TxnState::Open { .. }) {
-            self.set_txn(TxnState::Failed);
-        }
+        self.fail_txn();
     }
 
     /// Plans a query, naming its result columns as PostgreSQL would.
@@ -625,18 +661,20 @@ impl Session {
                 })
             }
             Statement::Begin => {
-                if !matches!(
-                    self.txn,
-                    TxnState::Open {
-                        implicit: false,
-                        ..
+                // BEGIN after statements of a pipeline makes their implicit
+                // transaction the explicit one, as in PostgreSQL.
+                let txn = match &self.txn {
+                    TxnState::Open { txn, .. } => txn.clone(),
+                    _ => {
+                        self.stream_failed
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        Transaction::new()
                     }
-                ) {
-                    self.set_txn(TxnState::Open {
-                        txn: Transaction::new(),
-                        implicit: false,
-                    });
-                }
+                };
+                self.set_txn(TxnState::Open {
+                    txn,
+                    implicit: false,
+                });
                 Ok(Output::TransactionStart("BEGIN".into()))
             }
             Statement::Commit => {
@@ -648,7 +686,7 @@ impl Session {
                         Ok(Output::TransactionEnd("COMMIT".into()))
                     }
                     // COMMIT of a failed transaction rolls it back, and says so.
-                    TxnState::Failed => Ok(Output::TransactionEnd("ROLLBACK".into())),
+                    TxnState::Failed { .. } => Ok(Output::TransactionEnd("ROLLBACK".into())),
                     TxnState::Idle => Ok(Output::TransactionEnd("COMMIT".into())),
                 }
             }

@@ -41,6 +41,7 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{
@@ -590,8 +591,13 @@ impl QueryParser for StatementParser {
     {
         let mut guard = self.session.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;
-        let prepared = session.prepare(sql).await.map_err(to_pgwire)?;
-        Ok(prepared.map(Arc::new))
+        match session.prepare(sql).await {
+            Ok(prepared) => Ok(prepared.map(Arc::new)),
+            Err(e) => {
+                session.statement_failed();
+                Err(to_pgwire(e))
+            }
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -618,6 +624,17 @@ impl ExtendedQueryHandler for Connection {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal("");
+        sync_pipeline(self, client).await
     }
 
     async fn do_describe_statement<C>(
@@ -681,17 +698,26 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = portal.statement.statement.clone();
+        let mut guard = self.session.lock().await;
+        let session = guard.as_mut().ok_or_else(no_session)?;
         let params = if portal.parameter_len() > 0 {
             let inferred: Vec<Option<&arrow::datatypes::DataType>> =
                 prepared.param_types.iter().map(|t| t.as_ref()).collect();
-            let values = arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)
-                .map_err(|e| to_pgwire(from_pgwire(e)))?;
-            Some(values)
+            match arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred) {
+                Ok(values) => Some(values),
+                Err(e) => {
+                    session.statement_failed();
+                    return Err(to_pgwire(from_pgwire(e)));
+                }
+            }
         } else {
             None
         };
-        let mut guard = self.session.lock().await;
-        let session = guard.as_mut().ok_or_else(no_session)?;
+        // The statements of a pipeline, up to Sync, run in one implicit
+        // transaction (committed in on_sync), as in PostgreSQL.
+        if !prepared.statement.is_transaction_control() {
+            session.begin_implicit();
+        }
         let output = session
             .execute_prepared(&prepared, params)
             .await
@@ -719,6 +745,36 @@ impl ExtendedQueryHandler for Connection {
         }
         encode::response(output, &portal.result_column_format)
     }
+}
+
+/// Sync ends a pipeline: its implicit transaction commits (or, after an
+/// error, is dropped) before ReadyForQuery.
+async fn sync_pipeline<C>(connection: &Connection, client: &mut C) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut guard = connection.session.lock().await;
+    if let Some(session) = guard.as_mut() {
+        let committed = session.end_implicit(true).await;
+        client.set_transaction_status(status_of(session));
+        if let Err(e) = committed {
+            let PgWireError::UserError(info) = to_pgwire(e) else {
+                unreachable!("to_pgwire makes user errors")
+            };
+            client
+                .feed(PgWireBackendMessage::ErrorResponse((*info).into()))
+                .await?;
+        }
+    }
+    client
+        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+            client.transaction_status(),
+        )))
+        .await?;
+    client.flush().await?;
+    Ok(())
 }
 
 /// COPY FROM STDIN data, after the CopyInResponse.

@@ -211,3 +211,34 @@ async fn savepoints() {
         "1"
     );
 }
+
+#[tokio::test]
+async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE t (a INT)")
+        .await
+        .unwrap();
+    let insert = client.prepare("INSERT INTO t VALUES ($1)").await.unwrap();
+    let count = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client.execute(&insert, &[&1i32]).await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "the transaction sees its own write");
+    let other = server.client().await;
+    assert_eq!(
+        scalar(&other, "SELECT count(*) FROM t").await,
+        "0",
+        "others do not"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "ROLLBACK undid the prepared INSERT");
+    client.execute(&insert, &[&2i32]).await.unwrap();
+    assert_eq!(
+        scalar(&other, "SELECT count(*) FROM t").await,
+        "1",
+        "autocommit again"
+    );
+}
