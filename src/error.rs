@@ -103,6 +103,8 @@ pub enum ErrorKind {
     ProtocolViolation,
     /// 3B001: no savepoint of that name.
     InvalidSavepoint,
+    /// 54000: a value larger than PostgreSQL allows (1 GB).
+    ProgramLimitExceeded,
     /// 26000: no prepared statement of that name.
     InvalidStatementName,
     /// 28000
@@ -163,6 +165,7 @@ impl ErrorKind {
             DataCorrupted => "22000",
             ProtocolViolation => "08P01",
             InvalidStatementName => "26000",
+            ProgramLimitExceeded => "54000",
             InvalidSavepoint => "3B001",
             InvalidAuthorization => "28000",
             InvalidPassword => "28P01",

@@ -8,6 +8,7 @@ mod evolve;
 mod functions;
 mod insert;
 mod interrupt;
+mod limits;
 mod mutation;
 mod pg;
 mod prune;
@@ -160,6 +161,7 @@ impl QueryEngine {
             }),
         );
         pg::install(&ctx, self.fuse.clone())?;
+        limits::install(&ctx);
         pg::set_current_schema(&ctx, database);
         Ok(QueryContext {
             ctx,
