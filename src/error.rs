@@ -103,6 +103,10 @@ pub enum ErrorKind {
     ProtocolViolation,
     /// 3B001: no savepoint of that name.
     InvalidSavepoint,
+    /// 2201F: e.g. the square root of a negative number.
+    InvalidArgumentForPower,
+    /// 22011: a negative substring length.
+    SubstringError,
     /// 54000: a value larger than PostgreSQL allows (1 GB).
     ProgramLimitExceeded,
     /// 26000: no prepared statement of that name.
@@ -166,6 +170,8 @@ impl ErrorKind {
             ProtocolViolation => "08P01",
             InvalidStatementName => "26000",
             ProgramLimitExceeded => "54000",
+            InvalidArgumentForPower => "2201F",
+            SubstringError => "22011",
             InvalidSavepoint => "3B001",
             InvalidAuthorization => "28000",
             InvalidPassword => "28P01",

@@ -193,6 +193,13 @@ fn arrow_error(e: &ArrowError) -> Error {
             )
         }
         ArrowError::MemoryError(msg) => Error::new(ErrorKind::OutOfMemory, msg.clone()),
+        ArrowError::ComputeError(msg) => execution_error(msg),
+        ArrowError::InvalidArgumentError(msg)
+            if msg.contains("too large to store in a Decimal") =>
+        {
+            Error::new(ErrorKind::NumericValueOutOfRange, "numeric field overflow")
+                .with_detail(msg.clone())
+        }
         ArrowError::ExternalError(inner) => match Error::find_in(inner.as_ref()) {
             Some(ours) => ours.duplicate(),
             None => Error::internal(e.to_string()),
@@ -267,6 +274,31 @@ fn execution_error(msg: &str) -> Error {
     }
     if lower.contains("cannot cast") || lower.contains("cast error") {
         return cast_error(msg);
+    }
+    // Function arguments PostgreSQL rejects with a class 22 SQLSTATE.
+    if lower.contains("square root of a negative number") {
+        return Error::new(
+            ErrorKind::InvalidArgumentForPower,
+            "cannot take square root of a negative number",
+        );
+    }
+    if lower.contains("negative count not allowed") || lower.contains("negative substring length") {
+        return Error::new(
+            ErrorKind::SubstringError,
+            "negative substring length not allowed",
+        );
+    }
+    if lower.contains("field position must not be zero") {
+        return Error::new(
+            ErrorKind::InvalidParameterValue,
+            "field position must not be zero",
+        );
+    }
+    if lower.contains("unable to parse date") || lower.contains("error parsing timestamp") {
+        return Error::new(
+            ErrorKind::DatetimeFieldOverflow,
+            format!("date/time field value out of range: {msg}"),
+        );
     }
     if lower.contains("more than one row")
         || lower.contains("scalar subquery") && lower.contains("row")

@@ -6,6 +6,7 @@
 //! DATABASES`, `CALL system$...`. Every statement is then routed: DataFusion
 //! plans queries and DML; the rest are fusegate's own operations.
 
+mod functions;
 mod like;
 mod names;
 mod parser;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 
 use sqlparser::ast;
 
+pub use self::functions::rewrite_function_aliases;
 pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};
 pub use self::parser::{parse, route, table_name as table_name_of};

@@ -5,8 +5,11 @@
 //! - values compared as PostgreSQL's text output (the simple protocol);
 //! - rows compared as a sorted multiset when the query has no top-level
 //!   ORDER BY, in order otherwise;
-//! - floating-point text equal to 12 significant digits when either side
-//!   prints 15 or more digits or an exponent (float formatting noise only);
+//! - floating-point text equal to 12 significant digits when both sides
+//!   print 15 or more digits or an exponent (float formatting noise; a
+//!   fixed-scale numeric like `1.5000000000000000` against `1.5` stays a
+//!   difference); results whose float digits vary with summation order are
+//!   marked `(unstable)` in known.tsv;
 //! - errors compared by SQLSTATE.
 //!
 //! The corpus is conformance/differential/{setup,queries}.sql; known
@@ -199,21 +202,23 @@ fn is_ordered(sql: &str) -> bool {
     last_order_at_top.is_some()
 }
 
-/// Float text, when it is noisy enough to compare approximately.
-fn approx_float(s: &str) -> Option<f64> {
-    let digits = s.chars().filter(|c| c.is_ascii_digit()).count();
-    if digits < 15 && !s.contains('e') {
-        return None;
-    }
-    s.parse().ok()
+/// Whether number text carries float formatting noise: 15 or more digits
+/// or an exponent. Both sides must, so that `1.5000000000000000` against
+/// `1.5` or `9.9999999999999999` against `10` stay differences; results
+/// whose last float digits depend on summation order are marked unstable
+/// in known.tsv instead.
+fn noisy(s: &str) -> bool {
+    s.chars().filter(|c| c.is_ascii_digit()).count() >= 15 || s.contains('e')
 }
 
 fn same_value(a: &Option<String>, b: &Option<String>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) if a != b => match (approx_float(a), approx_float(b)) {
-            (Some(x), Some(y)) => x == y || ((x - y).abs() <= 1e-12 * x.abs().max(y.abs())),
-            _ => false,
-        },
+        (Some(a), Some(b)) if a != b && noisy(a) && noisy(b) => {
+            match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x == y || ((x - y).abs() <= 1e-12 * x.abs().max(y.abs())),
+                _ => false,
+            }
+        }
         _ => a == b,
     }
 }
@@ -330,9 +335,12 @@ async fn main() {
         let matched = same(&sql, &expected, &got);
         match (matched, known.get(&sql)) {
             (true, None) => entry.1 += 1,
-            (true, Some(_)) => {
+            (true, Some(reason)) => {
                 entry.1 += 1;
-                fixed.push(sql.clone());
+                // An unstable one (float summation order varies) may match.
+                if !reason.starts_with("(unstable)") {
+                    fixed.push(sql.clone());
+                }
             }
             (false, Some(_)) => entry.2 += 1,
             (false, None) => {

@@ -1,0 +1,156 @@
+//! PostgreSQL functions DataFusion has under another name or as an
+//! operator, rewritten before planning: `mod(a, b)` is `a % b`, `div(a, b)`
+//! is `trunc(a / b)`, `sign` is `signum`, `every` is `bool_and`, `variance`
+//! is `var_samp`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Statement, Value, visit_expressions_mut,
+};
+
+pub fn rewrite_function_aliases(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let name = name.value.to_ascii_lowercase();
+        let renamed = match name.as_str() {
+            "sign" => Some("signum"),
+            "every" => Some("bool_and"),
+            "variance" => Some("var_samp"),
+            _ => None,
+        };
+        if let Some(new) = renamed {
+            function.name = ObjectName::from(vec![Ident::new(new)]);
+            return ControlFlow::Continue(());
+        }
+        if matches!(name.as_str(), "to_date" | "to_timestamp" | "to_char")
+            && let FunctionArguments::List(list) = &mut function.args
+            && let [
+                _,
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(template))),
+            ] = list.args.as_mut_slice()
+            && let Value::SingleQuotedString(text) = &mut template.value
+            && let Some(chrono) = chrono_format(text)
+        {
+            *text = chrono;
+            return ControlFlow::Continue(());
+        }
+        if (name == "mod" || name == "div")
+            && let Some([a, b]) = two_args(&function.args)
+        {
+            let quotient = Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(a))),
+                op: if name == "mod" {
+                    BinaryOperator::Modulo
+                } else {
+                    BinaryOperator::Divide
+                },
+                right: Box::new(Expr::Nested(Box::new(b))),
+            };
+            *expr = if name == "mod" {
+                Expr::Nested(Box::new(quotient))
+            } else {
+                let mut trunc = function.clone();
+                trunc.name = ObjectName::from(vec![Ident::new("trunc")]);
+                if let FunctionArguments::List(list) = &mut trunc.args {
+                    list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(quotient))];
+                }
+                Expr::Function(trunc)
+            };
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// A PostgreSQL date/time template (`YYYY-MM-DD HH24:MI:SS`) as the chrono
+/// format DataFusion's `to_date`/`to_timestamp`/`to_char` read. None for
+/// number templates (`9,999.99`), which they do not handle anyway.
+fn chrono_format(template: &str) -> Option<String> {
+    if template.contains('%') || template.contains('9') || template.contains('0') {
+        return None;
+    }
+    // Longest patterns first, so HH24 wins over HH and YYYY over YY.
+    const PATTERNS: &[(&str, &str)] = &[
+        ("YYYY", "%Y"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("Month", "%B"),
+        ("MONTH", "%B"),
+        ("Day", "%A"),
+        ("DAY", "%A"),
+        ("DDD", "%j"),
+        ("Mon", "%b"),
+        ("MON", "%b"),
+        ("Dy", "%a"),
+        ("DY", "%a"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("HH", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("MS", "%3f"),
+        ("US", "%6f"),
+        ("AM", "%p"),
+        ("PM", "%p"),
+    ];
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some((pattern, chrono)) = PATTERNS.iter().find(|(p, _)| rest.starts_with(p)) {
+            out.push_str(chrono);
+            rest = &rest[pattern.len()..];
+        } else {
+            let c = rest.chars().next()?;
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    Some(out)
+}
+
+fn two_args(args: &FunctionArguments) -> Option<[Expr; 2]> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(a)),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(b)),
+        ] => Some([a.clone(), b.clone()]),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_become_datafusion_spellings() {
+        let mut statement = crate::sql::parse("SELECT mod(a, 3), div(-7, 2), sign(x), every(b)")
+            .unwrap()
+            .pop()
+            .unwrap();
+        let crate::sql::Statement::Query(ast) = &mut statement else {
+            panic!("a query")
+        };
+        rewrite_function_aliases(ast);
+        assert_eq!(
+            ast.to_string(),
+            "SELECT ((a) % (3)), trunc((-7) / (2)), signum(x), bool_and(b)"
+        );
+        assert_eq!(
+            chrono_format("YYYY-MM-DD HH24:MI:SS.US").as_deref(),
+            Some("%Y-%m-%d %H:%M:%S.%6f")
+        );
+        assert_eq!(chrono_format("DD/MM/YY").as_deref(), Some("%d/%m/%y"));
+        assert_eq!(chrono_format("9,999.99"), None);
+    }
+}
