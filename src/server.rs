@@ -21,6 +21,8 @@ use tokio_rustls::TlsAcceptor;
 
 /// How long running statements may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long cancelled statements get to stop after that.
+const SHUTDOWN_CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -160,10 +162,28 @@ impl Server {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         // Holding each session's lock means no statement runs on it any more.
         let mut idle = Vec::new();
+        let mut busy = Vec::new();
         for c in connections.iter().filter_map(|c| c.upgrade()) {
             match tokio::time::timeout_at(deadline, c.wait_idle()).await {
                 Ok(guard) => idle.push(guard),
-                Err(_) => tracing::warn!("a statement did not finish in time and was cancelled"),
+                Err(_) => busy.push(c),
+            }
+        }
+        if !busy.is_empty() {
+            // Stop them through their normal error path (nothing half-written),
+            // then give up on any that still do not return.
+            tracing::warn!(
+                statements = busy.len(),
+                "cancelling statements still running"
+            );
+            self.ctx.shut_down_sessions();
+            for c in busy {
+                match tokio::time::timeout(SHUTDOWN_CANCEL_WAIT, c.wait_idle()).await {
+                    Ok(guard) => idle.push(guard),
+                    Err(_) => {
+                        tracing::warn!("a statement did not stop when cancelled; dropping it")
+                    }
+                }
             }
         }
         tasks.shutdown().await;

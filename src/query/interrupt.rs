@@ -7,7 +7,8 @@
 //! far are removed. A commit that has begun is never interrupted.
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Default)]
 pub struct Interrupt {
     current: Mutex<Deadline>,
+    /// Set when the server stops: the cancel then says so (57P01).
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl Interrupt {
@@ -30,6 +33,7 @@ impl Interrupt {
         let deadline = Deadline {
             token: CancellationToken::new(),
             at: timeout.map(|t| Instant::now() + t),
+            shutting_down: self.shutting_down.clone(),
         };
         if let Ok(mut current) = self.current.lock() {
             *current = deadline.clone();
@@ -46,6 +50,12 @@ impl Interrupt {
     pub fn cancel(&self) {
         self.current().token.cancel();
     }
+
+    /// Stops the running statement because the server is shutting down.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.cancel();
+    }
 }
 
 /// When one statement must stop: on cancel, or at a time.
@@ -53,13 +63,14 @@ impl Interrupt {
 pub struct Deadline {
     token: CancellationToken,
     at: Option<Instant>,
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl Deadline {
     /// Fails if the statement was cancelled or ran out of time.
     pub fn check(&self) -> Result<()> {
         if self.token.is_cancelled() {
-            return Err(canceled_by_user());
+            return Err(self.cancelled());
         }
         match self.at {
             Some(at) if Instant::now() >= at => Err(timed_out()),
@@ -67,10 +78,22 @@ impl Deadline {
         }
     }
 
+    fn cancelled(&self) -> Error {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            Error::new(
+                ErrorKind::AdminShutdown,
+                "terminating connection due to administrator command",
+            )
+        } else {
+            canceled_by_user()
+        }
+    }
+
     /// `stream`, ending with 57014 as soon as the statement is interrupted —
     /// also while it waits for its next batch.
     pub fn guard(&self, stream: BatchStream) -> BatchStream {
         Box::pin(Guarded {
+            deadline: self.clone(),
             inner: Some(stream),
             cancelled: Box::pin(self.token.clone().cancelled_owned()),
             timer: self.at.map(|at| Box::pin(tokio::time::sleep_until(at))),
@@ -93,6 +116,7 @@ fn timed_out() -> Error {
 }
 
 struct Guarded {
+    deadline: Deadline,
     /// None once interrupted: the plan is dropped, stopping its work.
     inner: Option<BatchStream>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -107,7 +131,7 @@ impl Stream for Guarded {
             return Poll::Ready(None);
         }
         let error = if self.cancelled.poll_unpin(cx).is_ready() {
-            Some(canceled_by_user())
+            Some(self.deadline.cancelled())
         } else if let Some(timer) = self.timer.as_mut() {
             timer.poll_unpin(cx).is_ready().then(timed_out)
         } else {

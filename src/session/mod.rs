@@ -555,6 +555,7 @@ impl Session {
         sql::make_names_unique(&mut planned);
         sql::rewrite_like_escapes(&mut planned);
         sql::rewrite_function_aliases(&mut planned);
+        sql::rewrite_fetch(&mut planned);
         self.complete_insert_columns(&mut planned);
         let plan = self.query.plan(planned).await?;
         let width = plan.output_schema().fields().len();

@@ -6,6 +6,7 @@
 //! DATABASES`, `CALL system$...`. Every statement is then routed: DataFusion
 //! plans queries and DML; the rest are fusegate's own operations.
 
+mod fetch;
 mod functions;
 mod like;
 mod names;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 use sqlparser::ast;
 
+pub use self::fetch::rewrite_fetch;
 pub use self::functions::rewrite_function_aliases;
 pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};

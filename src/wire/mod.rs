@@ -112,6 +112,16 @@ impl WireContext {
         }
     }
 
+    /// Server shutdown: stops every running statement (57P01); writes stop
+    /// before their commit.
+    pub fn shut_down_sessions(&self) {
+        if let Ok(sessions) = self.sessions.lock() {
+            for (_, interrupt) in sessions.values() {
+                interrupt.shut_down();
+            }
+        }
+    }
+
     /// A CancelRequest: stops the session's running statement if the key matches.
     fn cancel(&self, pid: i32, key: &SecretKey) {
         let target = self.sessions.lock().ok().and_then(|s| {

@@ -108,3 +108,26 @@ async fn statement_timeout() {
     assert_eq!(sqlstate(&err), "25P02");
     client.batch_execute("ROLLBACK").await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_stops_a_statement_that_outlives_the_grace_period() {
+    let mut server = TestServer::start();
+    let client = server.client().await;
+    let running = tokio::spawn(async move { client.simple_query(LONG_QUERY).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    // SIGTERM: 10 s of grace, then the statement is cancelled and the server exits.
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (status, server)
+    });
+    let err = running.await.unwrap().unwrap_err();
+    assert_eq!(sqlstate(&err), "57P01", "{err:?}");
+    let (status, _server) = status.await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
