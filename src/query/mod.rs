@@ -2,6 +2,7 @@
 //! provider (scan with block pruning, insert), and error conversion. The only
 //! module that imports DataFusion.
 
+mod casts;
 mod catalog;
 pub mod error;
 mod evolve;
@@ -135,6 +136,7 @@ impl QueryEngine {
             .with_extension(reports.clone())
             .with_extension(interrupt.clone());
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
