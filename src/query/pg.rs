@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray};
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, TableType, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
@@ -94,39 +95,18 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         "pg_opclass_is_visible",
         "pg_collation_is_visible",
     ] {
-        ctx.register_udf(create_udf(
+        ctx.register_udf(constant_udf(
             name,
             vec![DataType::Int32],
-            DataType::Boolean,
-            Volatility::Stable,
-            Arc::new(|args: &[ColumnarValue]| {
-                let rows = ColumnarValue::values_to_arrays(args)?
-                    .first()
-                    .map(|a| a.len())
-                    .unwrap_or(1);
-                Ok(ColumnarValue::Array(
-                    Arc::new(BooleanArray::from(vec![true; rows])) as ArrayRef,
-                ))
-            }),
+            ScalarValue::Boolean(Some(true)),
         ));
     }
     // fusegate has no sequences, so no column owns one: NULL, as PostgreSQL
     // answers for a column without a serial default.
-    ctx.register_udf(create_udf(
+    ctx.register_udf(constant_udf(
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = ColumnarValue::values_to_arrays(args)?
-                .first()
-                .map(|a| a.len())
-                .unwrap_or(1);
-            Ok(ColumnarValue::Array(arrow::array::new_null_array(
-                &DataType::Utf8,
-                rows,
-            )))
-        }),
+        ScalarValue::Utf8(None),
     ));
     ctx.register_udf(create_udf(
         "fusegate_like_escape",
@@ -248,16 +228,21 @@ pub fn set_user(ctx: &SessionContext, user: &str) {
 }
 
 fn constant_text_udf(name: &str, value: String) -> datafusion::logical_expr::ScalarUDF {
+    constant_udf(name, vec![], ScalarValue::Utf8(Some(value)))
+}
+
+/// A function of `args` whose answer is always `value`.
+fn constant_udf(
+    name: &str,
+    args: Vec<DataType>,
+    value: ScalarValue,
+) -> datafusion::logical_expr::ScalarUDF {
     create_udf(
         name,
-        vec![],
-        DataType::Utf8,
+        args,
+        value.data_type(),
         Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(
-                datafusion::scalar::ScalarValue::Utf8(Some(value.clone())),
-            ))
-        }),
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
     )
 }
 

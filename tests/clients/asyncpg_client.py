@@ -22,26 +22,12 @@ try:
 except ImportError as e:  # pragma: no cover
     sys.exit(f"asyncpg is missing ({e}): run ./scripts/test to install tests/requirements.txt")
 
-KEEP_GOING = os.environ.get("CLIENTS_KEEP_GOING") == "1"
+from common import COLUMNS, KEEP_GOING, NAMES, check, eq
+
 # Against a real PostgreSQL (to check the checks): its databases are not
 # named `default`, fusegate's are.
 ON_POSTGRES = False
 
-# (column, SQL type, asyncpg's type name from pg_type)
-COLUMNS = [
-    ("c_small", "SMALLINT", "int2"),
-    ("c_int", "INT", "int4"),
-    ("c_big", "BIGINT", "int8"),
-    ("c_real", "REAL", "float4"),
-    ("c_double", "DOUBLE PRECISION", "float8"),
-    ("c_num", "NUMERIC(12,3)", "numeric"),
-    ("c_varchar", "VARCHAR(20)", "varchar"),
-    ("c_text", "TEXT", "text"),
-    ("c_bool", "BOOLEAN", "bool"),
-    ("c_date", "DATE", "date"),
-    ("c_ts", "TIMESTAMP", "timestamp"),
-]
-NAMES = ", ".join(n for n, _, _ in COLUMNS)
 
 ROWS = [
     (1, 42, 9_000_000_000, 1.5, 2.25, Decimal("12345.678"), "héllo", "it's \"text\"\nline 2",
@@ -55,15 +41,6 @@ ROWS = [
 # Not date(9999, 12, 31): asyncpg encodes date.max/date.min and
 # datetime.max/datetime.min as PostgreSQL's 'infinity'/'-infinity', which
 # fusegate's DATE/TIMESTAMP cannot hold (22023 "value too large to decode").
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def eq(got, want, what):
-    check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
 def check_row(got, want, what):

@@ -21,23 +21,12 @@ try:
 except ImportError as e:  # pragma: no cover
     sys.exit(f"psycopg is missing ({e}): run ./scripts/test to install tests/requirements.txt")
 
+from common import COLUMNS, KEEP_GOING, NAMES
+
 # OIDs PostgreSQL reports for the supported types (pg_type).
 OID = dict(int2=21, int4=23, int8=20, float4=700, float8=701, numeric=1700,
            varchar=1043, text=25, bool=16, date=1082, timestamp=1114)
 
-COLUMNS = [
-    ("c_small", "SMALLINT", "int2"),
-    ("c_int", "INT", "int4"),
-    ("c_big", "BIGINT", "int8"),
-    ("c_real", "REAL", "float4"),
-    ("c_double", "DOUBLE PRECISION", "float8"),
-    ("c_num", "NUMERIC(12,3)", "numeric"),
-    ("c_varchar", "VARCHAR(20)", "varchar"),
-    ("c_text", "TEXT", "text"),
-    ("c_bool", "BOOLEAN", "bool"),
-    ("c_date", "DATE", "date"),
-    ("c_ts", "TIMESTAMP", "timestamp"),
-]
 
 ROWS = [
     (1, 42, 9_000_000_000, 1.5, 2.25, Decimal("12345.678"), "héllo", "it's \"text\"\nline 2",
@@ -48,12 +37,10 @@ ROWS = [
      "ünïcødé ✓", True, dt.date(9999, 12, 31), dt.datetime(2000, 1, 1, 0, 0, 0)),
     (None,) * 11,
 ]
-NAMES = ", ".join(n for n, _, _ in COLUMNS)
 
 
 # CLIENTS_KEEP_GOING=1 reports every failed check instead of stopping at the
 # first (to survey differences); the exit status is non-zero either way.
-KEEP_GOING = os.environ.get("CLIENTS_KEEP_GOING") == "1"
 FAILURES = []
 
 

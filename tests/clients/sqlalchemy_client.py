@@ -22,7 +22,7 @@ try:
 except ImportError as e:  # pragma: no cover
     sys.exit(f"SQLAlchemy is missing ({e}): run ./scripts/test to install tests/requirements.txt")
 
-KEEP_GOING = os.environ.get("CLIENTS_KEEP_GOING") == "1"
+from common import KEEP_GOING, check, eq
 
 # Known gap (README, issue #4): SQLAlchemy's column reflection query needs
 # json_build_object, pg_sequence and pg_collation, which fusegate's catalog
@@ -44,15 +44,6 @@ COLUMNS = [
     ("c_date", "DATE", sa.DATE, {}, True),
     ("c_ts", "TIMESTAMP", pg.TIMESTAMP, {"timezone": False}, True),
 ]
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def eq(got, want, what):
-    check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
 def check_inspector(engine, schema, t, t2):
