@@ -117,7 +117,10 @@ impl Transaction {
                 let target = if current.snapshot_location == w.base {
                     w.working.clone()
                 } else {
-                    // Others committed since: only appends can be rebased over.
+                    // Others committed since. A transaction that only appended to
+                    // the table applies on top of whatever is there now, as an
+                    // INSERT does; one that rewrote it needs everything committed
+                    // since to be appends (its base a suffix of now), kept in front.
                     let now = match &current.snapshot_location {
                         Some(loc) => table.read_snapshot(loc).await?,
                         None => return Err(conflict(&w.db_name, &current.name)),
@@ -127,14 +130,23 @@ impl Transaction {
                         None => Vec::new(),
                     };
                     let n = base_segments.len();
-                    if now.segments.len() < n
-                        || now.segments[now.segments.len() - n..] != base_segments[..]
-                    {
-                        return Err(conflict(&w.db_name, &current.name));
-                    }
                     let working = table.read_snapshot(&w.working).await?;
-                    let mut segments = now.segments[..now.segments.len() - n].to_vec();
-                    segments.extend(working.segments.iter().cloned());
+                    let w_len = working.segments.len();
+                    let segments =
+                        if w_len >= n && working.segments[w_len - n..] == base_segments[..] {
+                            let mut segments = working.segments[..w_len - n].to_vec();
+                            segments.extend(now.segments.iter().cloned());
+                            segments
+                        } else {
+                            if now.segments.len() < n
+                                || now.segments[now.segments.len() - n..] != base_segments[..]
+                            {
+                                return Err(conflict(&w.db_name, &current.name));
+                            }
+                            let mut segments = now.segments[..now.segments.len() - n].to_vec();
+                            segments.extend(working.segments.iter().cloned());
+                            segments
+                        };
                     let loc = current.snapshot_location.clone().unwrap_or_default();
                     let rebased =
                         Snapshot::next(Some((&now, &loc)), current.schema.clone(), segments);

@@ -252,6 +252,19 @@ pub enum OptimizeAction {
 }
 
 impl Statement {
+    /// BEGIN, COMMIT, ROLLBACK and the savepoint statements.
+    pub fn is_transaction_control(&self) -> bool {
+        matches!(
+            self,
+            Statement::Begin
+                | Statement::Commit
+                | Statement::Rollback
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
+                | Statement::RollbackToSavepoint { .. }
+        )
+    }
+
     /// The command tag PostgreSQL sends for this statement's kind.
     pub fn tag(&self) -> &'static str {
         match self {

@@ -41,6 +41,7 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{
@@ -635,6 +636,17 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal("");
+        sync_pipeline(self, client).await
+    }
+
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
@@ -711,9 +723,11 @@ impl ExtendedQueryHandler for Connection {
         } else {
             None
         };
-        // Each Execute commits on its own. (PostgreSQL holds a pipeline in
-        // one implicit transaction until Sync; doing so here made concurrent
-        // appends conflict with 40001 — see the README's known differences.)
+        // The statements of a pipeline, up to Sync, run in one implicit
+        // transaction (committed in on_sync), as in PostgreSQL.
+        if !prepared.statement.is_transaction_control() {
+            session.begin_implicit();
+        }
         let output = session
             .execute_prepared(&prepared, params)
             .await
@@ -741,6 +755,34 @@ impl ExtendedQueryHandler for Connection {
         }
         encode::response(output, &portal.result_column_format)
     }
+}
+
+/// Sync ends a pipeline: its implicit transaction commits (or, after an
+/// error, is dropped) before ReadyForQuery.
+async fn sync_pipeline<C>(connection: &Connection, client: &mut C) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut guard = connection.session.lock().await;
+    if let Some(session) = guard.as_mut() {
+        let committed = session.end_implicit(true).await;
+        client.set_transaction_status(status_of(session));
+        if let Err(e) = committed {
+            let info: pgwire::error::ErrorInfo = to_pgwire(e).into();
+            client
+                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                .await?;
+        }
+    }
+    client
+        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+            client.transaction_status(),
+        )))
+        .await?;
+    client.flush().await?;
+    Ok(())
 }
 
 /// COPY FROM STDIN data, after the CopyInResponse.

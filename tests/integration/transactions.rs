@@ -242,3 +242,38 @@ async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
         "autocommit again"
     );
 }
+
+#[tokio::test]
+async fn concurrent_appending_transactions_all_commit() {
+    let server = TestServer::start();
+    let setup = server.client().await;
+    setup
+        .batch_execute("CREATE TABLE t (w INT, n INT)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6i32 {
+        let c = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            for n in 0..8i32 {
+                c.batch_execute("BEGIN").await.unwrap();
+                c.execute("INSERT INTO t VALUES ($1, $2)", &[&w, &n])
+                    .await
+                    .unwrap();
+                c.execute("INSERT INTO t VALUES ($1, $2)", &[&w, &(n + 100)])
+                    .await
+                    .unwrap();
+                // Appends rebase over each other's commits: none conflicts.
+                c.batch_execute("COMMIT").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(scalar(&setup, "SELECT count(*) FROM t").await, "96");
+    assert_eq!(
+        scalar(&setup, "SELECT count(DISTINCT (w, n)) FROM t").await,
+        "96"
+    );
+}
