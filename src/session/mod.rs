@@ -551,6 +551,7 @@ impl Session {
 
     /// Plans a query, naming its result columns as PostgreSQL would.
     async fn plan(&self, ast: &sqlparser::ast::Statement) -> Result<QueryPlan> {
+        sql::refuse_multiset_operations(ast)?;
         let mut planned = ast.clone();
         sql::make_names_unique(&mut planned);
         sql::rewrite_like_escapes(&mut planned);

@@ -11,6 +11,7 @@ mod functions;
 mod like;
 mod names;
 mod parser;
+mod setops;
 mod time_travel;
 mod types;
 
@@ -23,6 +24,7 @@ pub use self::functions::rewrite_function_aliases;
 pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};
 pub use self::parser::{parse, route, table_name as table_name_of};
+pub use self::setops::refuse_multiset_operations;
 pub use self::types::column_type;
 use crate::fuse::schema::ColumnType;
 use crate::storage::StorageLocation;
