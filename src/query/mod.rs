@@ -35,6 +35,7 @@ use self::catalog::FuseCatalogProvider;
 pub use self::error::from_datafusion;
 pub use self::insert::write_blocks;
 pub use self::interrupt::{Deadline, Interrupt};
+pub use self::pg::LIKE_ESCAPE_FUNCTION;
 pub use self::scan::{ScanReport, ScanReports};
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
@@ -529,19 +530,9 @@ impl QueryContext {
     /// Evaluates a constant SQL expression as a timestamp (microseconds since
     /// the epoch), e.g. FLASHBACK's `TIMESTAMP => now() - INTERVAL '1 hour'`.
     pub async fn eval_timestamp(&self, expr: ast::Expr) -> Result<i64> {
-        let sql = format!("SELECT CAST(({expr}) AS TIMESTAMP)");
-        let statement =
-            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &sql)
-                .map_err(|e| Error::syntax(format!("syntax error: {e}")))?
-                .remove(0);
-        let plan = self.plan(statement).await?;
-        let QueryOutput::Rows { stream, .. } = self.execute(&plan, None).await? else {
-            return Err(Error::internal("timestamp expression returned no rows"));
-        };
-        let batches: Vec<RecordBatch> = stream.try_collect().await?;
-        let column = batches
-            .first()
-            .map(|b| b.column(0).clone())
+        let column = self
+            .eval_constant(&expr.to_string(), "TIMESTAMP")
+            .await?
             .ok_or_else(|| Error::internal("timestamp expression returned no rows"))?;
         let column = arrow::compute::cast(
             &column,
@@ -562,17 +553,7 @@ impl QueryContext {
 
     /// Evaluates a constant SQL expression cast to a SQL type, as text (NULL: None).
     pub async fn eval_as_text(&self, expr: &str, sql_type: &str) -> Result<Option<String>> {
-        let sql = format!("SELECT CAST(({expr}) AS {sql_type})");
-        let statement =
-            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &sql)
-                .map_err(|e| Error::syntax(format!("syntax error: {e}")))?
-                .remove(0);
-        let plan = self.plan(statement).await?;
-        let QueryOutput::Rows { stream, .. } = self.execute(&plan, None).await? else {
-            return Err(Error::internal("expression returned no rows"));
-        };
-        let batches: Vec<RecordBatch> = stream.try_collect().await?;
-        let Some(column) = batches.first().map(|b| b.column(0).clone()) else {
+        let Some(column) = self.eval_constant(expr, sql_type).await? else {
             return Ok(None);
         };
         let text = arrow::compute::cast(&column, &DataType::Utf8)?;
@@ -584,6 +565,25 @@ impl QueryContext {
             return Ok(None);
         }
         Ok(Some(text.value(0).to_string()))
+    }
+
+    /// `SELECT CAST((expr) AS sql_type)`, run: its column (None: no rows).
+    async fn eval_constant(
+        &self,
+        expr: &str,
+        sql_type: &str,
+    ) -> Result<Option<arrow::array::ArrayRef>> {
+        let sql = format!("SELECT CAST(({expr}) AS {sql_type})");
+        let statement =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &sql)
+                .map_err(|e| Error::syntax(format!("syntax error: {e}")))?
+                .remove(0);
+        let plan = self.plan(statement).await?;
+        let QueryOutput::Rows { stream, .. } = self.execute(&plan, None).await? else {
+            return Err(Error::internal("expression returned no rows"));
+        };
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        Ok(batches.first().map(|b| b.column(0).clone()))
     }
 
     /// The scans of the last statement planned or executed.

@@ -109,7 +109,7 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         ScalarValue::Utf8(None),
     ));
     ctx.register_udf(create_udf(
-        "fusegate_like_escape",
+        LIKE_ESCAPE_FUNCTION,
         vec![DataType::Utf8, DataType::Utf8],
         DataType::Utf8,
         Volatility::Immutable,
@@ -151,6 +151,10 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
     ));
     Ok(())
 }
+
+/// The function `sql::rewrite_like_escapes` routes `LIKE ... ESCAPE 'c'`
+/// patterns through.
+pub const LIKE_ESCAPE_FUNCTION: &str = "fusegate_like_escape";
 
 /// A LIKE pattern written with `escape` as its escape character, rewritten
 /// for the backslash (DataFusion's only escape): escaped characters keep a

@@ -10,6 +10,8 @@ use sqlparser::ast::{
     ObjectName, Statement, Value, ValueWithSpan, visit_expressions_mut,
 };
 
+use crate::query::LIKE_ESCAPE_FUNCTION;
+
 pub fn rewrite_like_escapes(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
         if let Expr::Like {
@@ -40,9 +42,6 @@ pub fn rewrite_like_escapes(statement: &mut Statement) {
         ControlFlow::<()>::Continue(())
     });
 }
-
-/// The query engine's function that rewrites a pattern's escapes.
-pub const LIKE_ESCAPE_FUNCTION: &str = "fusegate_like_escape";
 
 fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
-use crate::common::{TestServer, scalar, sqlstate};
+use crate::common::{self, TestServer, scalar, sqlstate};
 
 async fn connect(
     server: &TestServer,
@@ -25,17 +25,8 @@ async fn connect(
 }
 
 fn psql(port: u16, conninfo: &str, password: &str, sql: &str) -> (String, String, bool) {
-    let out = Command::new("psql")
-        .arg(format!("port={port} dbname=default {conninfo}"))
-        .args(["-X", "-A", "-t", "-c", sql])
-        .env("PGPASSWORD", password)
-        .output()
-        .expect("psql is installed");
-    (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-        out.status.success(),
-    )
+    let conninfo = format!("port={port} dbname=default {conninfo}");
+    common::psql(&conninfo, &["-A", "-t", "-c", sql], Some(password), "")
 }
 
 #[tokio::test]

@@ -233,3 +233,38 @@ pub fn count_files(dir: &Path, part: &str) -> usize {
     }
     n
 }
+
+/// Runs psql on `conninfo` with `args` (after `-X`), `password` in
+/// PGPASSWORD and `stdin` on its standard input: (stdout, stderr, success).
+pub fn psql(
+    conninfo: &str,
+    args: &[&str],
+    password: Option<&str>,
+    stdin: &str,
+) -> (String, String, bool) {
+    use std::io::Write;
+    let mut command = Command::new("psql");
+    command
+        .arg(conninfo)
+        .arg("-X")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    let mut child = command.spawn().expect("psql is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        out.status.success(),
+    )
+}

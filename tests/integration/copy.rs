@@ -1,12 +1,10 @@
 //! COPY FROM STDIN / TO STDOUT with tokio-postgres (extended protocol) and
 //! psql's \copy (simple protocol), in PostgreSQL's text and CSV formats.
 
-use std::process::Command;
-
 use bytes::Bytes;
 use futures::{SinkExt, TryStreamExt, pin_mut};
 
-use crate::common::{TestServer, column, rows, scalar, sqlstate};
+use crate::common::{self, TestServer, column, rows, scalar, sqlstate};
 
 async fn copy_in(
     client: &tokio_postgres::Client,
@@ -247,35 +245,9 @@ async fn copy_inside_a_transaction_and_in_bulk() {
 }
 
 fn psql(server: &TestServer, script: &str, stdin: &str) -> (String, String) {
-    use std::io::Write;
-    let mut child = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            "tester",
-            "-d",
-            "default",
-        ])
-        .args(["-X", "-q", "-A", "-t", "-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("psql is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let args = ["-q", "-A", "-t", "-c", script];
+    let (out, err, _) = common::psql(&server.conn_str("default"), &args, None, stdin);
+    (out, err)
 }
 
 #[tokio::test]

@@ -1,32 +1,12 @@
 //! psql, the reference client, as a subprocess.
 
-use std::process::Command;
-
-use crate::common::TestServer;
+use crate::common::{self, TestServer};
 
 fn psql(server: &TestServer, args: &[&str], script: &str) -> (String, String, bool) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            "tester",
-            "-d",
-            "default",
-        ])
-        .args(["-X", "-v", "ON_ERROR_STOP=0"])
-        .args(args)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("psql is installed");
-    (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-        out.status.success(),
-    )
+    let mut all = vec!["-v", "ON_ERROR_STOP=0"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-c", script]);
+    common::psql(&server.conn_str("default"), &all, None, "")
 }
 
 #[tokio::test]
@@ -67,26 +47,13 @@ async fn psql_session() {
 async fn quickstart_example_runs() {
     let server = TestServer::start();
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.sql");
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            "tester",
-            "-d",
-            "default",
-        ])
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-f", file])
-        .output()
-        .expect("psql is installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stdout, stderr, ok) = common::psql(
+        &server.conn_str("default"),
+        &["-v", "ON_ERROR_STOP=1", "-f", file],
+        None,
+        "",
     );
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains(" ada      |      2 | 42.50"), "{stdout}");
     assert!(stdout.contains("fuse_pruning"), "{stdout}");
 }
