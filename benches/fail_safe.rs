@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use fusegate::fuse::FuseEngine;
 use fusegate::query::QueryEngine;
-use fusegate::session::{Instance, Session, Settings};
+use fusegate::session::{Instance, Role, Session, Settings};
 use fusegate::storage::{Restore, Storage, StorageLocation};
 
 const AK: &str = "AKIAFUSEGATEBENCH";
@@ -157,9 +157,16 @@ async fn run_round(endpoint: &str, via: &str, round: usize, rtt: u64, blocks: us
         fuse: fuse.clone(),
         query,
     });
-    let mut session = Session::new(instance, 1, "bench", "default", Settings::default())
-        .await
-        .unwrap();
+    let mut session = Session::new(
+        instance,
+        1,
+        "bench",
+        Role::Admin,
+        "default",
+        Settings::default(),
+    )
+    .await
+    .unwrap();
     let location = format!(
         "'s3://bench/amend{round}/' CONNECTION = (endpoint_url = '{via}' access_key_id = '{AK}' secret_access_key = '{SK}')"
     );

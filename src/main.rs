@@ -1,11 +1,15 @@
 //! The fusegate server binary: parse flags, set up logging, serve.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod config_file;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use fusegate::server::{Server, ServerConfig};
 use fusegate::wire::{AuthConfig, AuthMethod, Users};
 use tracing_subscriber::EnvFilter;
@@ -17,6 +21,12 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
+    /// A TOML file of settings named as these flags (`data-dir =
+    /// "/srv/fusegate"`, `user = ["ada:secret"]`, `max-connections = 200`).
+    /// The command line and environment variables win over it.
+    #[arg(long, env = "FUSEGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Address to listen on for PostgreSQL clients.
     #[arg(long, env = "FUSEGATE_LISTEN", default_value = "127.0.0.1:5433")]
     listen: SocketAddr,
@@ -39,7 +49,9 @@ struct Args {
     #[arg(long, env = "FUSEGATE_AUTH", value_name = "METHOD")]
     auth: Option<AuthMethod>,
 
-    /// A user who may log in, as NAME:PASSWORD; repeat for more.
+    /// A user who may log in, as NAME:PASSWORD or NAME/ROLE:PASSWORD; repeat
+    /// for more. Roles: admin (the default: everything), readwrite (all but
+    /// VACUUM, PURGE and CALL system$...), readonly (queries, SHOW, COPY TO).
     #[arg(
         long = "user",
         env = "FUSEGATE_USERS",
@@ -48,7 +60,8 @@ struct Args {
     )]
     users: Vec<String>,
 
-    /// A file of users, one NAME:PASSWORD per line (# starts a comment).
+    /// A file of users, one NAME[/ROLE]:PASSWORD per line (# starts a
+    /// comment).
     #[arg(long, env = "FUSEGATE_USERS_FILE", value_name = "FILE")]
     users_file: Option<PathBuf>,
 
@@ -76,9 +89,36 @@ struct Args {
     tls_key: Option<PathBuf>,
 
     /// Log filter (tracing's EnvFilter syntax): error, warn, info, debug,
-    /// or per module such as `fusegate=debug,info`.
+    /// or per module such as `fusegate=debug,info`. At info, every
+    /// statement logs one line with its kind, duration and outcome.
     #[arg(long, env = "FUSEGATE_LOG", default_value = "info")]
     log: String,
+
+    /// Log line format: text (for people) or json (one object per line, for
+    /// log collectors).
+    #[arg(long, env = "FUSEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The flags, with --config's file filling those not given otherwise.
+fn parse_args() -> Result<Args, String> {
+    let command = Args::command();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = command.clone().get_matches_from(argv.clone());
+    let Some(path) = matches.get_one::<PathBuf>("config") else {
+        return Args::from_arg_matches(&matches).map_err(|e| e.to_string());
+    };
+    let argv = config_file::merge(&command, &matches, argv, path)?;
+    let matches = command
+        .try_get_matches_from(argv)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Args::from_arg_matches(&matches).map_err(|e| e.to_string())
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -126,12 +166,22 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("fusegate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let mut users = Users::default();
     let loaded = args
         .users

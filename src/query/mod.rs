@@ -9,9 +9,12 @@ mod evolve;
 mod functions;
 mod insert;
 mod interrupt;
+mod json;
 mod limits;
 mod mutation;
+mod only_row;
 mod pg;
+mod pg_attribute;
 mod prune;
 mod scan;
 mod table;
@@ -35,7 +38,8 @@ use self::catalog::FuseCatalogProvider;
 pub use self::error::from_datafusion;
 pub use self::insert::write_blocks;
 pub use self::interrupt::{Deadline, Interrupt};
-pub use self::pg::LIKE_ESCAPE_FUNCTION;
+pub use self::only_row::ONLY_ROW_FUNCTION;
+pub use self::pg::{EXPAND_ARRAY_FUNCTION, LIKE_ESCAPE_FUNCTION};
 pub use self::scan::{ScanReport, ScanReports};
 use crate::error::{Error, Result};
 use crate::fuse::FuseEngine;
@@ -590,4 +594,19 @@ impl QueryContext {
     pub fn take_scan_reports(&self) -> Vec<ScanReport> {
         self.reports.take()
     }
+}
+
+/// Whether `name` is one of DataFusion's aggregate functions (or an alias).
+pub fn is_aggregate_function(name: &str) -> bool {
+    static NAMES: std::sync::LazyLock<std::collections::HashSet<String>> =
+        std::sync::LazyLock::new(|| {
+            datafusion::functions_aggregate::all_default_aggregate_functions()
+                .iter()
+                .flat_map(|f| {
+                    std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned())
+                })
+                .chain([ONLY_ROW_FUNCTION.to_string()])
+                .collect()
+        });
+    NAMES.contains(&name.to_ascii_lowercase())
 }

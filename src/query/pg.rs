@@ -78,14 +78,20 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         .map_err(|e| from_datafusion(*e))?;
     let info = FuseCatalogInfo {
         list: ctx.state().catalog_list().clone(),
-        fuse,
+        fuse: fuse.clone(),
     };
     let static_tables = Arc::new(PgCatalogStaticTables::try_new().map_err(from_datafusion)?);
     let provider = PgCatalogSchemaProvider::try_new(info, static_tables, EmptyContextProvider)
         .map_err(from_datafusion)?;
     if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
         catalog
-            .register_schema("pg_catalog", Arc::new(provider))
+            .register_schema(
+                "pg_catalog",
+                Arc::new(super::pg_attribute::PgCatalog {
+                    inner: Arc::new(provider),
+                    fuse: fuse.clone(),
+                }),
+            )
             .map_err(from_datafusion)?;
     }
     // Every object is visible: fusegate has no search_path-hidden objects.
@@ -141,6 +147,9 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
             Ok(ColumnarValue::Array(Arc::new(oids) as ArrayRef))
         }),
     ));
+    ctx.register_udf(expand_array_udf());
+    ctx.register_udf(super::json::json_build_object());
+    ctx.register_udaf(super::only_row::only_row());
     ctx.register_udf(constant_text_udf(
         "version",
         format!(
@@ -150,6 +159,63 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         ),
     ));
     Ok(())
+}
+
+/// The function `sql::rewrite_function_aliases` turns PostgreSQL's
+/// set-returning `information_schema._pg_expandarray(a)` into, as
+/// `unnest(fusegate_expand_array(a))`: one `(x, n)` row per element.
+pub const EXPAND_ARRAY_FUNCTION: &str = "fusegate_expand_array";
+
+/// `fusegate_expand_array(int2vector)`: the elements of an `int2vector` or
+/// `int2[]` as a list of `(x, n)` structs, `n` counting from 1. The catalog
+/// holds these arrays as text (`1 2`, `{1,2}`), or a list cast to text.
+fn expand_array_udf() -> datafusion::logical_expr::ScalarUDF {
+    use arrow::array::{Int16Builder, Int32Builder, ListBuilder, StructBuilder};
+    use arrow::datatypes::{Field, Fields};
+    let fields = Fields::from(vec![
+        Field::new("x", DataType::Int16, true),
+        Field::new("n", DataType::Int32, true),
+    ]);
+    let item = Field::new("item", DataType::Struct(fields.clone()), true);
+    create_udf(
+        EXPAND_ARRAY_FUNCTION,
+        vec![DataType::Utf8],
+        DataType::List(Arc::new(item.clone())),
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let texts = arrow::array::as_string_array(&arrays[0]);
+            let mut out = ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0))
+                .with_field(Arc::new(item.clone()));
+            for text in texts.iter() {
+                let Some(text) = text else {
+                    out.append(false);
+                    continue;
+                };
+                let elements = text
+                    .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                    .filter(|e| !e.is_empty())
+                    .map(|e| {
+                        e.parse::<i16>().map_err(|_| {
+                            DataFusionError::Execution(format!("invalid int2vector element {e}"))
+                        })
+                    });
+                for (n, x) in elements.enumerate() {
+                    let x = x?;
+                    let row = out.values();
+                    row.field_builder::<Int16Builder>(0)
+                        .expect("x is int2")
+                        .append_value(x);
+                    row.field_builder::<Int32Builder>(1)
+                        .expect("n is int4")
+                        .append_value(n as i32 + 1);
+                    row.append(true);
+                }
+                out.append(true);
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+        }),
+    )
 }
 
 /// The function `sql::rewrite_like_escapes` routes `LIKE ... ESCAPE 'c'`

@@ -4,6 +4,7 @@
 
 mod copy;
 mod maintenance;
+mod roles;
 mod settings;
 mod show;
 
@@ -15,6 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use tracing::Instrument;
 
+pub use self::roles::Role;
 pub use self::settings::{SERVER_VERSION, Settings};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
@@ -80,6 +82,7 @@ pub struct Session {
     instance: Arc<Instance>,
     database: String,
     user: String,
+    role: Role,
     query: QueryContext,
     settings: Settings,
     /// Open savepoints of the explicit transaction, innermost last.
@@ -121,6 +124,7 @@ impl Session {
         instance: Arc<Instance>,
         id: u64,
         user: &str,
+        role: Role,
         database: &str,
         settings: Settings,
     ) -> Result<Session> {
@@ -133,6 +137,7 @@ impl Session {
             instance,
             database: database.to_string(),
             user: user.to_string(),
+            role,
             query,
             startup_settings: settings.clone(),
             savepoints: Vec::new(),
@@ -185,6 +190,7 @@ impl Session {
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
         let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
         self.check_not_failed(&statement)?;
+        self.check_role(&statement)?;
         self.query
             .interrupt()
             .arm(self.settings.statement_timeout());
@@ -239,6 +245,7 @@ impl Session {
             prepared = true
         );
         self.check_not_failed(&prepared.statement)?;
+        self.check_role(&prepared.statement)?;
         self.query
             .interrupt()
             .arm(self.settings.statement_timeout());
@@ -268,6 +275,16 @@ impl Session {
         result
     }
 
+    /// 42501 unless the user's role allows the statement; a refused
+    /// statement fails the transaction like any other error.
+    fn check_role(&mut self, statement: &Statement) -> Result<()> {
+        let checked = self.role.check(&self.user, statement);
+        if checked.is_err() {
+            self.fail_txn();
+        }
+        checked
+    }
+
     /// In a failed transaction only its end is accepted, as in PostgreSQL.
     fn check_not_failed(&mut self, statement: &Statement) -> Result<()> {
         self.absorb_stream_failure();
@@ -289,7 +306,7 @@ impl Session {
     fn after(&mut self, span: &tracing::Span, started: Instant, result: &Result<Output>) {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok(_) => span.in_scope(|| tracing::debug!(elapsed_ms, "statement done")),
+            Ok(_) => span.in_scope(|| tracing::info!(elapsed_ms, "statement done")),
             Err(e) => {
                 span.in_scope(|| tracing::info!(sqlstate = e.sqlstate(), error = %e, elapsed_ms, "statement failed"));
                 self.fail_txn();
@@ -557,6 +574,8 @@ impl Session {
         sql::rewrite_like_escapes(&mut planned);
         sql::rewrite_function_aliases(&mut planned);
         sql::rewrite_fetch(&mut planned);
+        sql::hoist_outer_conditions(&mut planned);
+        sql::wrap_scalar_subqueries(&mut planned);
         self.complete_insert_columns(&mut planned);
         let plan = self.query.plan(planned).await?;
         let width = plan.output_schema().fields().len();

@@ -5,16 +5,30 @@
 
 use std::ops::ControlFlow;
 
+use crate::query::EXPAND_ARRAY_FUNCTION;
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Statement, Value, visit_expressions_mut,
+    AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
 };
 
 pub fn rewrite_function_aliases(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
+        if let Some(selection) = field_selection(expr) {
+            *expr = selection;
+            return ControlFlow::<()>::Continue(());
+        }
         let Expr::Function(function) = expr else {
             return ControlFlow::<()>::Continue(());
         };
+        // information_schema._pg_expandarray(a): a set-returning function.
+        if let [.., ObjectNamePart::Identifier(name)] = function.name.0.as_slice()
+            && name.value.eq_ignore_ascii_case("_pg_expandarray")
+        {
+            let mut expand = function.clone();
+            expand.name = ObjectName::from(vec![Ident::new(EXPAND_ARRAY_FUNCTION)]);
+            *expr = call("unnest", vec![Expr::Function(expand)]);
+            return ControlFlow::Continue(());
+        }
         let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else {
             return ControlFlow::Continue(());
         };
@@ -66,6 +80,51 @@ pub fn rewrite_function_aliases(statement: &mut Statement) {
         }
         ControlFlow::Continue(())
     });
+}
+
+/// PostgreSQL's field selection from a composite value, `(expr).field`
+/// (pgjdbc's `(information_schema._pg_expandarray(i.indkey)).n`), as
+/// DataFusion's `get_field(expr, 'field')`; its planner refuses dot access
+/// after anything but a column name.
+fn field_selection(expr: &Expr) -> Option<Expr> {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return None;
+    };
+    let mut selected = (**root).clone();
+    for access in access_chain {
+        let AccessExpr::Dot(Expr::Identifier(field)) = access else {
+            return None;
+        };
+        selected = call(
+            "get_field",
+            vec![
+                selected,
+                Expr::value(Value::SingleQuotedString(field.value.clone())),
+            ],
+        );
+    }
+    Some(selected)
+}
+
+/// `name(args...)`.
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(sqlparser::ast::Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// A PostgreSQL date/time template (`YYYY-MM-DD HH24:MI:SS`) as the chrono
@@ -145,6 +204,18 @@ mod tests {
         assert_eq!(
             ast.to_string(),
             "SELECT ((a) % (3)), trunc((-7) / (2)), signum(x), bool_and(b)"
+        );
+        let mut statement = crate::sql::parse("SELECT (f(x)).n, (r.keys).x.y FROM r")
+            .unwrap()
+            .pop()
+            .unwrap();
+        let crate::sql::Statement::Query(ast) = &mut statement else {
+            panic!("a query")
+        };
+        rewrite_function_aliases(ast);
+        assert_eq!(
+            ast.to_string(),
+            "SELECT get_field((f(x)), 'n'), get_field(get_field((r.keys), 'x'), 'y') FROM r"
         );
         assert_eq!(
             chrono_format("YYYY-MM-DD HH24:MI:SS.US").as_deref(),

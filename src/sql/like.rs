@@ -5,11 +5,9 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, Statement, Value, ValueWithSpan, visit_expressions_mut,
-};
+use sqlparser::ast::{Expr, Statement, Value, ValueWithSpan, visit_expressions_mut};
 
+use super::functions::call;
 use crate::query::LIKE_ESCAPE_FUNCTION;
 
 pub fn rewrite_like_escapes(statement: &mut Statement) {
@@ -41,26 +39,6 @@ pub fn rewrite_like_escapes(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 fn single_char(value: &ValueWithSpan) -> Option<char> {

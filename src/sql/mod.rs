@@ -12,6 +12,7 @@ mod like;
 mod names;
 mod parser;
 mod setops;
+mod subqueries;
 mod time_travel;
 mod types;
 
@@ -25,6 +26,7 @@ pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};
 pub use self::parser::{parse, route, table_name as table_name_of};
 pub use self::setops::refuse_multiset_operations;
+pub use self::subqueries::{hoist_outer_conditions, wrap_scalar_subqueries};
 pub use self::types::column_type;
 use crate::fuse::schema::ColumnType;
 use crate::storage::StorageLocation;
@@ -174,6 +176,18 @@ pub enum Statement {
     },
 }
 
+/// What a statement needs its user's role to allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// Queries, SHOW, COPY TO, session and transaction control.
+    Read,
+    /// DML, DDL, COPY FROM, compaction, history moves.
+    Write,
+    /// What removes history or reaches around the table: VACUUM, PURGE,
+    /// `CALL system$...` (fuse_amend).
+    Admin,
+}
+
 /// What a COPY moves, and how its rows are written as text.
 #[derive(Debug, Clone)]
 pub struct CopySpec {
@@ -265,6 +279,68 @@ impl Statement {
                 | Statement::ReleaseSavepoint { .. }
                 | Statement::RollbackToSavepoint { .. }
         )
+    }
+
+    /// What running this statement requires (see `session::Role`).
+    pub fn privilege(&self) -> Privilege {
+        match self {
+            Statement::Query(ast) => match ast.as_ref() {
+                ast::Statement::Query(_) => Privilege::Read,
+                ast::Statement::Explain {
+                    statement, analyze, ..
+                } if !analyze || matches!(statement.as_ref(), ast::Statement::Query(_)) => {
+                    Privilege::Read
+                }
+                _ => Privilege::Write,
+            },
+            Statement::CreateDatabase { .. }
+            | Statement::DropDatabase { .. }
+            | Statement::CreateTable(_)
+            | Statement::DropTable { .. }
+            | Statement::Flashback { .. }
+            | Statement::Undrop { .. }
+            | Statement::AlterTable { .. } => Privilege::Write,
+            Statement::Copy(copy) if copy.from_stdin => Privilege::Write,
+            Statement::Optimize {
+                action: OptimizeAction::Compact { .. },
+                ..
+            } => Privilege::Write,
+            Statement::Optimize { .. }
+            | Statement::Vacuum { .. }
+            | Statement::VacuumDropTables { .. }
+            | Statement::Call { .. } => Privilege::Admin,
+            Statement::Copy(_)
+            | Statement::Use { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowDatabases
+            | Statement::ShowCreateTable { .. }
+            | Statement::Show { .. }
+            | Statement::ShowDropTables { .. }
+            | Statement::Begin
+            | Statement::Commit
+            | Statement::Rollback
+            | Statement::Set { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::RollbackToSavepoint { .. }
+            | Statement::Reset { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Discard { .. } => Privilege::Read,
+        }
+    }
+
+    /// The statement's command, for messages: INSERT, UPDATE, ... where
+    /// [`Statement::tag`] says SELECT for every DataFusion-planned one.
+    pub fn command(&self) -> String {
+        match self {
+            Statement::Query(ast) => ast
+                .to_string()
+                .split_whitespace()
+                .next()
+                .unwrap_or("SELECT")
+                .to_ascii_uppercase(),
+            other => other.tag().to_string(),
+        }
     }
 
     /// The command tag PostgreSQL sends for this statement's kind.

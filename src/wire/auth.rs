@@ -16,6 +16,7 @@ use pgwire::api::auth::{AuthSource, LoginInfo, Password};
 use pgwire::error::PgWireResult;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::session::Role;
 
 /// How passwords are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl fmt::Display for AuthMethod {
 
 /// The users who may log in, with their passwords.
 #[derive(Clone, Default)]
-pub struct Users(HashMap<String, String>);
+pub struct Users(HashMap<String, (String, Role)>);
 
 impl fmt::Debug for Users {
     // Names only: passwords never reach a log.
@@ -71,24 +72,35 @@ impl Users {
     }
 
     pub fn password(&self, user: &str) -> Option<&str> {
-        self.0.get(user).map(String::as_str)
+        self.0.get(user).map(|(password, _)| password.as_str())
     }
 
-    /// Adds `name:password`.
+    /// The user's role; configured users without one, and everyone when
+    /// no users are configured (trust), are admins.
+    pub fn role(&self, user: &str) -> Role {
+        self.0.get(user).map(|(_, role)| *role).unwrap_or_default()
+    }
+
+    /// Adds `name:password` or `name/role:password`.
     pub fn add(&mut self, spec: &str) -> Result<()> {
         let (name, password) = spec.split_once(':').ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidParameterValue,
-                "a user is given as NAME:PASSWORD",
+                "a user is given as NAME:PASSWORD or NAME/ROLE:PASSWORD",
             )
         })?;
+        let (name, role) = match name.split_once('/') {
+            Some((name, role)) => (name, role.parse::<Role>()?),
+            None => (name, Role::Admin),
+        };
         if name.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidParameterValue,
                 "a user name cannot be empty",
             ));
         }
-        self.0.insert(name.to_string(), password.to_string());
+        self.0
+            .insert(name.to_string(), (password.to_string(), role));
         Ok(())
     }
 

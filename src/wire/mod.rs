@@ -33,7 +33,7 @@ use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
@@ -41,7 +41,8 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{
@@ -390,9 +391,17 @@ impl Connection {
             };
         let settings = Settings::from_startup(client.metadata().iter());
         let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
-        let session = Session::new(self.ctx.instance.clone(), id, &user, &database, settings)
-            .await
-            .map_err(fatal)?;
+        let role = self.ctx.config.auth.users.role(&user);
+        let session = Session::new(
+            self.ctx.instance.clone(),
+            id,
+            &user,
+            role,
+            &database,
+            settings,
+        )
+        .await
+        .map_err(fatal)?;
         let (pid, key) = self.ctx.pids.generate(client);
         client.set_pid_and_secret_key(pid, key.clone());
         self.ctx.register(pid, key, session.interrupt());
@@ -645,6 +654,38 @@ impl ExtendedQueryHandler for Connection {
     {
         client.portal_store().rm_portal("");
         sync_pipeline(self, client).await
+    }
+
+    /// Describing a statement that returns no rows (INSERT, DDL) answers
+    /// ParameterDescription + NoData, as PostgreSQL does; pgwire's default
+    /// sends an empty RowDescription when the statement has parameters,
+    /// which makes pgjdbc count a batch's rows as 0.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or("");
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name)
+                && stmt.statement.schema.fields().is_empty()
+            {
+                let described = self.do_describe_statement(client, &stmt).await?;
+                let oids = described.parameters.iter().map(|t| t.oid()).collect();
+                client
+                    .send(PgWireBackendMessage::ParameterDescription(
+                        ParameterDescription::new(oids),
+                    ))
+                    .await?;
+                client
+                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?;
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_describe_statement<C>(

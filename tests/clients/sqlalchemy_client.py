@@ -24,10 +24,11 @@ except ImportError as e:  # pragma: no cover
 
 from common import KEEP_GOING, check, eq
 
-# Known gap (README, issue #4): SQLAlchemy's column reflection query needs
-# json_build_object, pg_sequence and pg_collation, which fusegate's catalog
-# lacks; get_columns / autoload run only against PostgreSQL for now. Said
-# aloud, never silently.
+# Known gap (README, issue #4): SQLAlchemy's column reflection query puts a
+# correlated scalar subquery inside a CASE condition (DataFusion cannot plan
+# it) and unnests int2vector catalog columns (text in fusegate's catalog);
+# get_columns / autoload run only against PostgreSQL for now. Said aloud,
+# never silently.
 COLUMN_REFLECTION = False
 
 # (column DDL, SQLAlchemy type class the inspector must report, attributes, nullable)

@@ -14,6 +14,10 @@
 
 #[path = "../integration/common.rs"]
 mod common;
+// Shared with the integration tests, which use more of it.
+#[allow(dead_code)]
+#[path = "../integration/s3.rs"]
+mod s3;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -208,6 +212,7 @@ async fn run_file(
     protocol: Protocol,
     db: &str,
     hash_threshold: usize,
+    s3: Option<&s3::S3>,
 ) -> FileResult {
     let admin = server.client().await;
     admin
@@ -228,6 +233,13 @@ async fn run_file(
         }
     });
     runner.add_label("fusegate");
+    // As sqllogictest-bin's parallel mode does: files may name their database.
+    runner.set_var("__DATABASE__".to_string(), db.to_string());
+    if let Some(s3) = s3 {
+        for (name, value) in s3_vars(s3, db) {
+            runner.set_var(name.to_string(), value);
+        }
+    }
     runner.with_hash_threshold(hash_threshold);
     let mut records: Vec<Record<DefaultColumnType>> = sqllogictest::parse_file(path).unwrap();
     if hash_threshold > 0 {
@@ -263,6 +275,30 @@ async fn run_file(
         .await
         .unwrap();
     result
+}
+
+/// The variables failsafe.slt uses: a location in the versioned bucket under
+/// a prefix of this run's own, and a command deleting everything under it.
+fn s3_vars(s3: &s3::S3, db: &str) -> [(&'static str, String); 2] {
+    let prefix = format!("{}/{db}", s3.prefix);
+    let location = format!(
+        "'s3://{}/{prefix}/' CONNECTION = (endpoint_url = '{}' access_key_id = '{}' secret_access_key = '{}' region = '{}')",
+        s3.versioned_bucket, s3.endpoint, s3.access_key_id, s3.secret_access_key, s3.region
+    );
+    let delete = format!(
+        "'{}' '{}/tests/s3/s3ctl.py' '{}' '{}' '{}' '{}' delete-prefix '{}' '{prefix}/'",
+        s3::python().display(),
+        env!("CARGO_MANIFEST_DIR"),
+        s3.endpoint,
+        s3.access_key_id,
+        s3.secret_access_key,
+        s3.region,
+        s3.versioned_bucket
+    );
+    [
+        ("FUSEGATE_S3_LOCATION", location),
+        ("FUSEGATE_S3_DELETE", delete),
+    ]
 }
 
 fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
@@ -301,12 +337,15 @@ fn print_table(title: &str, results: &[FileResult]) {
 async fn main() {
     let server = TestServer::start();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // failsafe.slt needs a versioned S3 bucket: moto, started here.
+    let s3 = s3::S3::start();
     let mut own = Vec::new();
     let mut n = 0;
     for file in files(&root.join("conformance"), "slt") {
         for protocol in [Protocol::Simple, Protocol::Extended] {
             n += 1;
-            own.push(run_file(&server, &file, protocol, &format!("slt{n}"), 0).await);
+            let db = format!("slt{n}");
+            own.push(run_file(&server, &file, protocol, &db, 0, Some(&s3)).await);
         }
     }
     print_table("fusegate conformance suites (conformance/*.slt)", &own);
@@ -329,7 +368,17 @@ async fn main() {
             }
             n += 1;
             // SQLite's runner hashes results of more than 8 values by default.
-            sqlite.push(run_file(&server, &file, Protocol::Simple, &format!("slt{n}"), 8).await);
+            sqlite.push(
+                run_file(
+                    &server,
+                    &file,
+                    Protocol::Simple,
+                    &format!("slt{n}"),
+                    8,
+                    None,
+                )
+                .await,
+            );
         }
         print_table(
             "SQLite sqllogictest suites (../shared/sqllogictest), simple protocol",

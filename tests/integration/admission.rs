@@ -175,3 +175,102 @@ async fn tls_with_psql() {
     assert!(!ok);
     assert!(err.contains("server does not support SSL"), "{err}");
 }
+
+/// Roles: readonly reads, readwrite also writes, only admin runs VACUUM,
+/// PURGE and system$ calls; a refusal is 42501 and changes nothing.
+#[tokio::test]
+async fn roles_limit_what_users_run() {
+    let server = TestServer::start_with(&[
+        "--user",
+        "root:pw",
+        "--user",
+        "writer/readwrite:pw",
+        "--user",
+        "reader/readonly:pw",
+    ]);
+    let root = connect(&server, "root", "pw").await.unwrap();
+    root.batch_execute("CREATE TABLE t (a INT); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let writer = connect(&server, "writer", "pw").await.unwrap();
+    let reader = connect(&server, "reader", "pw").await.unwrap();
+
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM t").await, "1");
+    for sql in [
+        "INSERT INTO t VALUES (2)",
+        "UPDATE t SET a = 5",
+        "DELETE FROM t",
+        "CREATE TABLE u (a INT)",
+        "DROP TABLE t",
+        "ALTER TABLE t ADD COLUMN b INT",
+        "OPTIMIZE TABLE t COMPACT",
+        "VACUUM TABLE t",
+    ] {
+        let err = reader.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {err:?}");
+    }
+    let err = reader.batch_execute("DELETE FROM t").await.unwrap_err();
+    assert_eq!(
+        err.as_db_error().unwrap().message(),
+        "permission denied: user \"reader\" (role readonly) may not run DELETE"
+    );
+    // Refused inside a transaction: the transaction is aborted, as any error does.
+    reader.batch_execute("BEGIN").await.unwrap();
+    assert!(
+        reader
+            .batch_execute("INSERT INTO t VALUES (3)")
+            .await
+            .is_err()
+    );
+    let err = reader.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25P02");
+    reader.batch_execute("ROLLBACK").await.unwrap();
+
+    writer
+        .batch_execute("INSERT INTO t VALUES (2); OPTIMIZE TABLE t COMPACT")
+        .await
+        .unwrap();
+    for sql in [
+        "VACUUM TABLE t",
+        "OPTIMIZE TABLE t PURGE",
+        "CALL system$fuse_amend('default', 't')",
+    ] {
+        let err = writer.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {err:?}");
+    }
+    root.batch_execute("VACUUM TABLE t").await.unwrap();
+    assert_eq!(scalar(&reader, "SELECT sum(a) FROM t").await, "3");
+}
+
+/// --config: a TOML file with the flags' names; the command line wins.
+#[tokio::test]
+async fn a_config_file_sets_flags() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("fusegate.toml");
+    std::fs::write(
+        &config,
+        "user = [\"carol:pw1\"]\nmax-connections = 1\nauth = \"md5\"\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--auth",
+        "scram-sha-256",
+    ]);
+    let carol = connect(&server, "carol", "pw1").await.unwrap();
+    assert_eq!(scalar(&carol, "SELECT current_user").await, "carol");
+    // max-connections = 1 came from the file.
+    let err = connect(&server, "carol", "pw1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "53300");
+
+    std::fs::write(&config, "listne = \"x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        .args(["--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown setting `listne`"), "{stderr}");
+}

@@ -1,6 +1,7 @@
-//! Real Python clients against the server: psycopg 3, asyncpg and SQLAlchemy's
+//! Real clients against the server: psycopg 3, asyncpg and SQLAlchemy's
 //! inspector (tests/clients/*.py, installed into target/py by ./scripts/test
-//! from tests/requirements.txt). Each script runs its checks and exits
+//! from tests/requirements.txt), pgjdbc (Debian's libpostgresql-jdbc-java)
+//! and node-postgres (tests/clients/node, installed by ./scripts/test). Each script runs its checks and exits
 //! non-zero with a message on the first failure; the same scripts pass
 //! against a real PostgreSQL (`--port 5432 --dbname <db>`).
 
@@ -39,11 +40,18 @@ fn python_with_clients() -> PathBuf {
 
 fn run_client(script: &str) {
     let python = python_with_clients();
-    let server = TestServer::start();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(&python)
-        .current_dir(&root)
-        .arg(root.join("tests/clients").join(script))
+    let mut command = Command::new(&python);
+    command.arg(root.join("tests/clients").join(script));
+    run(command, script);
+}
+
+/// Runs a client program against a fresh server, passing it the server's
+/// address as `--host --port --dbname --user`; fails with its output.
+fn run(mut command: Command, what: &str) {
+    let server = TestServer::start();
+    let out = command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "--host",
             "127.0.0.1",
@@ -56,14 +64,22 @@ fn run_client(script: &str) {
         .arg(server.port.to_string())
         .env_remove("CLIENTS_KEEP_GOING")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} {script}: {e}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     assert!(
         out.status.success(),
-        "tests/clients/{script} failed ({})\n--- stdout\n{}\n--- stderr\n{}\n--- server log (tail)\n{}",
+        "{what} failed ({})\n--- stdout\n{}\n--- stderr\n{}\n--- server log (tail)\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         tail(&server.log(), 40),
+    );
+}
+
+/// A program the client tests need, or a failure saying how to get it.
+fn require(path: &str, package: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} is missing: run ./scripts/test, which installs it (Debian: apt-get install {package})"
     );
 }
 
@@ -85,4 +101,30 @@ async fn asyncpg_client() {
 #[tokio::test]
 async fn sqlalchemy_client() {
     run_client("sqlalchemy_client.py");
+}
+
+/// pgjdbc from Debian's libpostgresql-jdbc-java, run as a single-file Java
+/// program (no build step).
+#[tokio::test]
+async fn jdbc_client() {
+    const JAR: &str = "/usr/share/java/postgresql.jar";
+    require(JAR, "libpostgresql-jdbc-java");
+    let mut command = Command::new("java");
+    command.args(["-cp", JAR, "tests/clients/JdbcClient.java"]);
+    run(command, "tests/clients/JdbcClient.java");
+}
+
+/// node-postgres, installed by ./scripts/test from tests/clients/node's lock file.
+#[tokio::test]
+async fn node_client() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    require(
+        root.join("tests/clients/node/node_modules/pg/package.json")
+            .to_str()
+            .expect("UTF-8 path"),
+        "nodejs npm, then npm ci --prefix tests/clients/node",
+    );
+    let mut command = Command::new("node");
+    command.arg("tests/clients/node/node_client.js");
+    run(command, "tests/clients/node/node_client.js");
 }

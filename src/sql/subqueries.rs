@@ -1,0 +1,281 @@
+//! Scalar subqueries rewritten into forms DataFusion decorrelates, with
+//! PostgreSQL's meaning kept:
+//!
+//! - [`wrap_scalar_subqueries`]: `(SELECT e FROM ... WHERE ...)` becomes
+//!   `(SELECT fusegate_only_row(e) FROM ...)`. DataFusion plans a correlated
+//!   scalar subquery only when it aggregates; the aggregate returns the one
+//!   row's value, NULL for none, and fails with 21000 on a second row, as
+//!   PostgreSQL does.
+//! - [`hoist_outer_conditions`]: a filter conjunct that tests only the outer
+//!   row, as `(SELECT e FROM t WHERE outer.h AND t.k = outer.k)` (SQLAlchemy's
+//!   column reflection: "not needed but pg seems to like it"), moves out to
+//!   `CASE WHEN outer.h THEN (SELECT e FROM t WHERE t.k = outer.k) END`: when
+//!   the test fails or is NULL the subquery has no row, so NULL either way.
+//!   A conjunct counts as outer-only when every column it names is qualified
+//!   by a relation the subquery's FROM does not define; unqualified names may
+//!   be the subquery's own and are left alone.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use super::functions::call;
+use crate::query::{ONLY_ROW_FUNCTION, is_aggregate_function};
+use sqlparser::ast::helpers::attached_token::AttachedToken;
+use sqlparser::ast::{
+    BinaryOperator, CaseWhen, Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TableWithJoins, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
+};
+
+pub fn hoist_outer_conditions(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Subquery(query) = expr
+            && let Some(guard) = take_outer_conjuncts(query)
+        {
+            let subquery = std::mem::replace(expr, Expr::value(sqlparser::ast::Value::Null));
+            *expr = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen {
+                    condition: guard,
+                    result: subquery,
+                }],
+                else_result: None,
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+pub fn wrap_scalar_subqueries(statement: &mut Statement) {
+    let _ = statement.visit(&mut ScalarSubqueries::default());
+}
+
+/// Wraps scalar subqueries' values, except the right side of `= ANY (...)`
+/// and `> ALL (...)`: those compare with every row, they are no scalars.
+#[derive(Default)]
+struct ScalarSubqueries {
+    /// The queries under ANY/ALL, by address (stable while visiting).
+    quantified: HashSet<*const Query>,
+}
+
+impl VisitorMut for ScalarSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = expr
+            && let Expr::Subquery(query) = right.as_ref()
+        {
+            self.quantified.insert(&**query as *const Query);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr
+            && !self.quantified.contains(&(&**query as *const Query))
+            && let Some(item) = plain_single_value(query)
+        {
+            let value = std::mem::replace(item, Expr::value(sqlparser::ast::Value::Null));
+            *item = call(ONLY_ROW_FUNCTION, vec![value]);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The one projected expression of a subquery that neither groups, nor
+/// aggregates, nor limits, nor orders its rows.
+fn plain_single_value(query: &mut Query) -> Option<&mut Expr> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let plain = select.distinct.is_none()
+        && select.having.is_none()
+        && select.named_window.is_empty()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if !plain || select.projection.len() != 1 {
+        return None;
+    }
+    let item = match &mut select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    let aggregates = visit_expressions(&*item, |e| match e {
+        Expr::Function(f)
+            if f.over.is_some()
+                || f.name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|name| is_aggregate_function(&name.value)) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    aggregates.is_continue().then_some(item)
+}
+
+/// Removes the outer-only conjuncts from the subquery's WHERE, returning
+/// them AND-ed; None (and the query untouched) when there are none.
+fn take_outer_conjuncts(query: &mut Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let filter = select.selection.as_ref()?;
+    let inner = relation_names(&select.from)?;
+    let mut conjuncts = Vec::new();
+    split_and(filter.clone(), &mut conjuncts);
+    let (outer, kept): (Vec<Expr>, Vec<Expr>) = conjuncts
+        .into_iter()
+        .partition(|c| is_outer_only(c, &inner));
+    if outer.is_empty() {
+        return None;
+    }
+    select.selection = and_all(kept);
+    and_all(outer)
+}
+
+/// The names the FROM clause defines (table names and aliases), lower-cased;
+/// None when it holds anything else (a derived table, a function).
+fn relation_names(from: &[TableWithJoins]) -> Option<HashSet<String>> {
+    let mut names = HashSet::new();
+    let factors = from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    for factor in factors {
+        let TableFactor::Table { name, alias, .. } = factor else {
+            return None;
+        };
+        match alias {
+            Some(alias) => names.insert(alias.name.value.to_lowercase()),
+            None => names.insert(name.0.last()?.as_ident()?.value.to_lowercase()),
+        };
+    }
+    Some(names)
+}
+
+/// Whether `expr` names columns, all qualified by relations not in `inner`,
+/// and holds no subquery.
+fn is_outer_only(expr: &Expr, inner: &HashSet<String>) -> bool {
+    let mut columns = 0;
+    let verdict = visit_expressions(expr, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let qualifier = parts[parts.len() - 2].value.to_lowercase();
+                if inner.contains(&qualifier) {
+                    return ControlFlow::Break(());
+                }
+                columns += 1;
+            }
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => {
+                return ControlFlow::Break(());
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    verdict.is_continue() && columns > 0
+}
+
+fn split_and(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+fn and_all(conjuncts: Vec<Expr>) -> Option<Expr> {
+    conjuncts.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statement = crate::sql::parse(sql).unwrap().pop().unwrap();
+        let crate::sql::Statement::Query(ast) = &mut statement else {
+            panic!("a query")
+        };
+        hoist_outer_conditions(ast);
+        ast.to_string()
+    }
+
+    #[test]
+    fn outer_only_conjuncts_guard_the_subquery() {
+        assert_eq!(
+            rewritten("SELECT (SELECT d.x FROM d WHERE a.h AND d.r = a.r) FROM a"),
+            "SELECT CASE WHEN a.h THEN (SELECT d.x FROM d WHERE d.r = a.r) END FROM a"
+        );
+        assert_eq!(
+            rewritten("SELECT (SELECT x FROM s.d AS e WHERE a.k <> $1 AND e.r = a.r) FROM a"),
+            "SELECT CASE WHEN a.k <> $1 THEN (SELECT x FROM s.d AS e WHERE e.r = a.r) END FROM a"
+        );
+    }
+
+    #[test]
+    fn plain_scalar_subqueries_aggregate() {
+        let mut statement = crate::sql::parse(
+            "SELECT (SELECT d.x FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
+             (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
+             WHERE a.k = ANY (SELECT k FROM d) AND a.k > ALL (SELECT k FROM d)",
+        )
+        .unwrap()
+        .pop()
+        .unwrap();
+        let crate::sql::Statement::Query(ast) = &mut statement else {
+            panic!("a query")
+        };
+        wrap_scalar_subqueries(ast);
+        assert_eq!(
+            ast.to_string(),
+            "SELECT (SELECT fusegate_only_row(d.x) FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
+             (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
+             WHERE a.k = ANY(SELECT k FROM d) AND a.k > ALL(SELECT k FROM d)"
+        );
+    }
+
+    #[test]
+    fn inner_or_unqualified_columns_stay() {
+        for sql in [
+            "SELECT (SELECT d.x FROM d WHERE d.h AND d.r = a.r) FROM a",
+            "SELECT (SELECT x FROM d WHERE h AND d.r = a.r) FROM a",
+            "SELECT (SELECT x FROM d WHERE 1 = 1) FROM a",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+}
