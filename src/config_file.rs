@@ -22,7 +22,9 @@ pub fn merge(
     let table: toml::Table = text
         .parse()
         .map_err(|e| format!("config file {}: {e}", path.display()))?;
-    let mut out = argv;
+    // The file's flags go right after the program name, before any
+    // subcommand, where top-level flags belong.
+    let mut added: Vec<OsString> = Vec::new();
     for (key, value) in table {
         let long = key.replace('_', "-");
         let arg = command
@@ -63,10 +65,13 @@ pub fn merge(
                     ));
                 }
             };
-            out.push(format!("--{long}").into());
-            out.push(text.into());
+            added.push(format!("--{long}").into());
+            added.push(text.into());
         }
     }
+    let mut out = argv;
+    let at = out.len().min(1);
+    out.splice(at..at, added);
     Ok(out)
 }
 
@@ -108,14 +113,14 @@ mod tests {
             got,
             [
                 "t",
-                "--listen",
-                "cli",
                 "--data-dir",
                 "/d",
                 "--user",
                 "a:1",
                 "--user",
-                "b:2"
+                "b:2",
+                "--listen",
+                "cli"
             ]
         );
     }

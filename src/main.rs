@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use fusegate::fuse::FuseEngine;
 use fusegate::server::{Server, ServerConfig};
+use fusegate::storage::StorageLocation;
+use fusegate::system::check;
 use fusegate::wire::{AuthConfig, AuthMethod, Users};
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +27,7 @@ struct Args {
     /// A TOML file of settings named as these flags (`data-dir =
     /// "/srv/fusegate"`, `user = ["ada:secret"]`, `max-connections = 200`).
     /// The command line and environment variables win over it.
-    #[arg(long, env = "FUSEGATE_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "FUSEGATE_CONFIG", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
     /// Address to listen on for PostgreSQL clients.
@@ -33,7 +36,12 @@ struct Args {
 
     /// Directory holding the catalog and the tables created without a
     /// location; created if missing.
-    #[arg(long, env = "FUSEGATE_DATA_DIR", default_value = "./fusegate-data")]
+    #[arg(
+        long,
+        env = "FUSEGATE_DATA_DIR",
+        default_value = "./fusegate-data",
+        global = true
+    )]
     data_dir: PathBuf,
 
     /// Memory all running queries may use together, in bytes or with a
@@ -98,6 +106,19 @@ struct Args {
     /// log collectors).
     #[arg(long, env = "FUSEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Check every table of --data-dir without changing anything: objects
+    /// its current snapshot references that are missing or whose size
+    /// differs from the metadata, and whether a versioned restore
+    /// (`CALL system$fuse_amend`) could bring each back. Exits 1 when it
+    /// finds a problem. Safe while a server runs on the same directory.
+    Check,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +140,61 @@ fn parse_args() -> Result<Args, String> {
         .try_get_matches_from(argv)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Args::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
+/// `fusegate check`: fuse_check of every table, one line per table and
+/// per problem.
+async fn check_all(data_dir: &std::path::Path) -> ExitCode {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let opened = match dir.to_str() {
+        _ if !dir.is_dir() => {
+            eprintln!("fusegate check: no data directory at {}", dir.display());
+            return ExitCode::FAILURE;
+        }
+        Some(dir) => FuseEngine::open(StorageLocation::local(dir)).await,
+        None => Err(fusegate::Error::internal("the data directory is not UTF-8")),
+    };
+    let checked = async {
+        let fuse = opened?;
+        let state = fuse.catalog().current().await?;
+        let mut whole = true;
+        for db in &state.databases {
+            for table in state.tables_of(db.id) {
+                let name = format!("{}.{}", db.name, table.name);
+                match check::fuse_check(&fuse, &db.name, &table.name).await {
+                    Ok(report) => {
+                        println!(
+                            "{name}: {} objects checked, {} problems",
+                            report.checked,
+                            report.findings.len()
+                        );
+                        for f in &report.findings {
+                            let restore = if f.restorable {
+                                "; CALL system$fuse_amend can restore it"
+                            } else {
+                                ""
+                            };
+                            println!("  {} {}: {}{restore}", f.kind, f.object, f.problem);
+                        }
+                        whole &= report.findings.is_empty();
+                    }
+                    Err(e) => {
+                        println!("{name}: cannot check: {e}");
+                        whole = false;
+                    }
+                }
+            }
+        }
+        Ok::<bool, fusegate::Error>(whole)
+    };
+    match checked.await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fusegate check: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -181,6 +257,9 @@ async fn main() -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
         LogFormat::Json => logs.json().init(),
+    }
+    if let Some(Cmd::Check) = args.command {
+        return check_all(&args.data_dir).await;
     }
     let mut users = Users::default();
     let loaded = args

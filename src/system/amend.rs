@@ -37,12 +37,12 @@ struct ObjectState {
     newest_version: Option<String>,
 }
 
-struct Plan {
+pub(super) struct Plan {
     objects: HashMap<String, ObjectState>,
 }
 
 impl Plan {
-    fn new(versions: Vec<ObjectVersion>) -> Plan {
+    pub(super) fn new(versions: Vec<ObjectVersion>) -> Plan {
         let mut objects: HashMap<String, ObjectState> = HashMap::new();
         for v in versions {
             let state = objects.entry(v.path.clone()).or_default();
@@ -68,7 +68,7 @@ impl Plan {
     /// removing the delete marker (`Operator::restore`) would first list the
     /// object's versions again: a second request, and on some servers one
     /// that scans the bucket.
-    fn restore_of(&self, path: &str) -> std::result::Result<Option<Restore>, ()> {
+    pub(super) fn restore_of(&self, path: &str) -> std::result::Result<Option<Restore>, ()> {
         match self.objects.get(path) {
             Some(s) if s.live => Ok(None),
             // "null" is a version id too: the object as written before versioning was enabled.
@@ -223,7 +223,10 @@ async fn restore(table: &FuseTable, requests: Vec<(String, Restore)>) -> Result<
 }
 
 /// Reads a metadata object directly (a cached copy would hide its absence).
-async fn read_fresh<T: serde::de::DeserializeOwned>(table: &FuseTable, path: &str) -> Result<T> {
+pub(super) async fn read_fresh<T: serde::de::DeserializeOwned>(
+    table: &FuseTable,
+    path: &str,
+) -> Result<T> {
     let bytes = table.storage().read(path).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::new(
@@ -258,13 +261,13 @@ fn unrestorable(table: &FuseTable, uri: &str, lost: &[String], restored: u64) ->
     .with_hint("These objects were deleted permanently, or written before the bucket kept versions.")
 }
 
-/// Validates the arguments of `system$fuse_amend`.
-pub fn args(args: &[String]) -> Result<(&str, &str)> {
+/// Validates the (database, table) arguments of a procedure.
+pub fn args<'a>(procedure: &str, args: &'a [String]) -> Result<(&'a str, &'a str)> {
     match args {
         [db, table] => Ok((db.as_str(), table.as_str())),
         _ => bail!(
             UndefinedFunction,
-            "function system$fuse_amend takes (database, table), got {} arguments",
+            "function {procedure} takes (database, table), got {} arguments",
             args.len()
         ),
     }

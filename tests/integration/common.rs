@@ -109,6 +109,17 @@ impl TestServer {
         self.child = Some(child);
     }
 
+    /// The server's resident memory, from /proc (Linux), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

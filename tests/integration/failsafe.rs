@@ -166,7 +166,31 @@ async fn some_blocks_of_many_deleted() {
         ),
         "58P01"
     );
+    // fuse_check names exactly the deleted blocks, each restorable, and changes nothing.
+    let before = s3.keys(&s3.versioned_bucket);
+    let found = rows(&c, "CALL system$fuse_check('default', 'm')").await;
+    let mut named: Vec<String> = found.iter().map(|r| r[0].clone().unwrap()).collect();
+    let mut want: Vec<String> = victims
+        .iter()
+        .map(|k| k[k.find("_b/").unwrap()..].to_string())
+        .collect();
+    named.sort();
+    want.sort();
+    assert_eq!(named, want);
+    for r in &found {
+        assert_eq!(
+            (r[1].as_deref(), r[2].as_deref(), r[3].as_deref()),
+            (Some("block"), Some("missing"), Some("t"))
+        );
+    }
+    assert_eq!(s3.keys(&s3.versioned_bucket), before);
+
     let (_, checked, restored) = amend(&c, "default", "m").await.unwrap();
+    assert!(
+        rows(&c, "CALL system$fuse_check('default', 'm')")
+            .await
+            .is_empty()
+    );
     // 1 snapshot + 8 segments + 8 blocks + the hint; only the 4 deleted blocks were missing.
     assert_eq!((checked, restored), (18, 4));
     assert_eq!(

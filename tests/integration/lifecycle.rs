@@ -392,3 +392,67 @@ async fn alter_table_evolves_the_schema_without_rewriting_blocks() {
     assert_eq!(scalar(&c, "SELECT sum(d) FROM e2").await, "0");
     assert!(blocks_before >= 1);
 }
+
+/// fuse_check on the local default: a deleted block and a truncated one are
+/// reported (no versions to restore them from); a whole table gives no rows.
+#[tokio::test]
+async fn fuse_check_reports_missing_and_damaged_blocks() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE chk (a INT); INSERT INTO chk VALUES (1); INSERT INTO chk VALUES (2); INSERT INTO chk VALUES (3)")
+        .await
+        .unwrap();
+    assert!(
+        rows(&c, "CALL system$fuse_check('default', 'chk')")
+            .await
+            .is_empty()
+    );
+    let blocks: Vec<String> = rows(
+        &c,
+        "SELECT block_location FROM fuse_block('default', 'chk') ORDER BY block_location",
+    )
+    .await
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect();
+    let file = |loc: &str| server.data_dir().join(loc);
+    std::fs::remove_file(file(&blocks[0])).unwrap();
+    let bytes = std::fs::read(file(&blocks[1])).unwrap();
+    std::fs::write(file(&blocks[1]), &bytes[..bytes.len() / 2]).unwrap();
+    let found = rows(&c, "CALL system$fuse_check('default', 'chk') ").await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let by_object = |loc: &str| {
+        found
+            .iter()
+            .find(|r| loc.ends_with(r[0].as_deref().unwrap()))
+            .unwrap_or_else(|| panic!("{loc} not in {found:?}"))
+            .clone()
+    };
+    assert_eq!(by_object(&blocks[0])[2].as_deref(), Some("missing"));
+    assert!(
+        by_object(&blocks[1])[2]
+            .as_deref()
+            .unwrap()
+            .contains("the metadata says")
+    );
+    assert!(found.iter().all(|r| r[3].as_deref() == Some("f")));
+    // The same check from the command line, for every table: exit status 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        .arg("check")
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("default.chk: 8 objects checked, 2 problems"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": missing"), "{stdout}");
+    let err = c
+        .simple_query("CALL system$fuse_check('default', 'nope')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42P01");
+}

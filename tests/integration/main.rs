@@ -12,6 +12,7 @@ mod copy;
 mod durability;
 mod errors;
 mod failsafe;
+mod hostile;
 mod lifecycle;
 mod mutations;
 mod protocol;

@@ -1,0 +1,154 @@
+//! Misbehaving clients, with raw sockets: garbage, truncated and oversized
+//! messages, startups that never finish, many idle connections, a client that
+//! stops reading mid-result. After each, the server still serves a real client
+//! and its memory stays bounded.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::common::{TestServer, scalar};
+
+fn raw(server: &TestServer) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// A v3 startup packet for `user` on database `default`.
+fn startup() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608u32.to_be_bytes());
+    for (k, v) in [("user", "hostile"), ("database", "default")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    msg
+}
+
+/// Reads until the server closes the socket or stays silent; returns what came.
+fn drain(mut s: TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+async fn still_serves(server: &TestServer) {
+    let c = server.client().await;
+    assert_eq!(scalar(&c, "SELECT 40 + 2").await, "42");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[tokio::test]
+async fn garbage_and_malformed_messages() {
+    let server = TestServer::start();
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Random bytes instead of a startup packet.
+    for _ in 0..50 {
+        let mut s = raw(&server);
+        let bytes: Vec<u8> = (0..(random() % 512) + 1).map(|_| random() as u8).collect();
+        let _ = s.write_all(&bytes);
+        drop(s);
+    }
+    // A startup packet cut short, and one that claims to be huge.
+    let mut s = raw(&server);
+    s.write_all(&startup()[..10]).unwrap();
+    drop(s);
+    let mut s = raw(&server);
+    s.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+    s.write_all(&196608u32.to_be_bytes()).unwrap();
+    drain(s);
+    // After a good startup: random message types, a truncated Query, and a
+    // Query that claims 1 GiB.
+    for case in 0..3 {
+        let mut s = raw(&server);
+        s.write_all(&startup()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        match case {
+            0 => {
+                let bytes: Vec<u8> = (0..2048).map(|_| random() as u8).collect();
+                let _ = s.write_all(&bytes);
+            }
+            1 => {
+                let _ = s.write_all(b"Q\x00\x00\x00\x20SELECT");
+            }
+            _ => {
+                let _ = s.write_all(b"Q");
+                let _ = s.write_all(&(1u32 << 30).to_be_bytes());
+                let _ = s.write_all(&[b'x'; 65536]);
+            }
+        }
+        drain(s);
+    }
+    still_serves(&server).await;
+    assert!(
+        server.rss_bytes() < 512 << 20,
+        "RSS {} MiB",
+        server.rss_bytes() >> 20
+    );
+}
+
+#[tokio::test]
+async fn idle_and_unfinished_connections_do_not_block_others() {
+    let server = TestServer::start_with(&["--max-connections", "20"]);
+    // Hundreds of sockets that never finish their startup packet, and
+    // sessions that log in and then sit idle up to the limit.
+    let mut held: Vec<TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = raw(&server);
+            if i % 2 == 0 {
+                s.write_all(&startup()[..6]).unwrap();
+            }
+            s
+        })
+        .collect();
+    let mut idle = Vec::new();
+    for _ in 0..15 {
+        idle.push(server.client().await);
+    }
+    let started = Instant::now();
+    still_serves(&server).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    held.clear();
+    drop(idle);
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_only_its_own_connection() {
+    let server = TestServer::start();
+    let mut s = raw(&server);
+    s.write_all(&startup()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // A big result the client never reads: the server must stop producing
+    // it when the socket's buffers fill, not queue it in memory.
+    let sql = b"SELECT g, repeat('x', 100) FROM generate_series(1, 20000000) AS g\0";
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 4) as u32).to_be_bytes());
+    q.extend_from_slice(sql);
+    s.write_all(&q).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss = server.rss_bytes();
+    still_serves(&server).await;
+    assert!(rss < 512 << 20, "RSS {} MiB while stalled", rss >> 20);
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    still_serves(&server).await;
+}
