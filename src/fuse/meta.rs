@@ -180,6 +180,17 @@ pub mod paths {
     }
 }
 
+/// Decodes a metadata object read from storage; corrupted bytes are a
+/// DataCorrupted error naming the object, never a panic.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], location: &str) -> crate::Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        crate::Error::new(
+            crate::ErrorKind::DataCorrupted,
+            format!("table object {location} is corrupted: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

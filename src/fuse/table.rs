@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::FuseEngine;
 use super::catalog::TableMeta;
-use super::meta::{BlockMeta, Segment, SegmentRef, Snapshot, paths};
+use super::meta::{BlockMeta, Segment, SegmentRef, Snapshot, decode, paths};
 use super::txn::Transaction;
 use super::writer::{BlockLimits, TableWriter};
 use crate::error::{Error, ErrorKind, Result};
@@ -470,13 +470,4 @@ pub fn snapshot_not_found(table: &FuseTable, id: &str) -> Error {
         "SELECT snapshot_id FROM fuse_snapshot('{}', '{}') lists the snapshots.",
         table.db_name, table.meta.name
     ))
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], location: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::DataCorrupted,
-            format!("table object {location} is corrupted: {e}"),
-        )
-    })
 }

@@ -247,6 +247,21 @@ fn is_catalog_query(sql: &str) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// Whether `name` is one of DataFusion's aggregate functions (or an alias).
+pub fn is_aggregate_function(name: &str) -> bool {
+    static NAMES: std::sync::LazyLock<std::collections::HashSet<String>> =
+        std::sync::LazyLock::new(|| {
+            datafusion::functions_aggregate::all_default_aggregate_functions()
+                .iter()
+                .flat_map(|f| {
+                    std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned())
+                })
+                .chain([ONLY_ROW_FUNCTION.to_string()])
+                .collect()
+        });
+    NAMES.contains(&name.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -594,19 +609,4 @@ impl QueryContext {
     pub fn take_scan_reports(&self) -> Vec<ScanReport> {
         self.reports.take()
     }
-}
-
-/// Whether `name` is one of DataFusion's aggregate functions (or an alias).
-pub fn is_aggregate_function(name: &str) -> bool {
-    static NAMES: std::sync::LazyLock<std::collections::HashSet<String>> =
-        std::sync::LazyLock::new(|| {
-            datafusion::functions_aggregate::all_default_aggregate_functions()
-                .iter()
-                .flat_map(|f| {
-                    std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned())
-                })
-                .chain([ONLY_ROW_FUNCTION.to_string()])
-                .collect()
-        });
-    NAMES.contains(&name.to_ascii_lowercase())
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
-use crate::fuse::meta::{Segment, Snapshot, paths};
+use crate::fuse::meta::{self, Segment, Snapshot, paths};
 use crate::fuse::{FuseEngine, FuseTable};
 use crate::storage::{ObjectVersion, Restore, Scheme};
 
@@ -228,16 +228,7 @@ pub(super) async fn read_fresh<T: serde::de::DeserializeOwned>(
     path: &str,
 ) -> Result<T> {
     let bytes = table.storage().read(path).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::DataCorrupted,
-            format!(
-                "table {}.{}: object {path} is corrupted: {e}",
-                table.db_name(),
-                table.name()
-            ),
-        )
-    })
+    meta::decode(&bytes, &format!("{}{path}", table.meta().root_dir()))
 }
 
 fn unrestorable(table: &FuseTable, uri: &str, lost: &[String], restored: u64) -> Error {

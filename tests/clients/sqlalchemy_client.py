@@ -24,11 +24,11 @@ except ImportError as e:  # pragma: no cover
 
 from common import KEEP_GOING, check, eq
 
-# Known gap (README, issue #4): SQLAlchemy's column reflection query puts a
-# correlated scalar subquery inside a CASE condition (DataFusion cannot plan
-# it) and unnests int2vector catalog columns (text in fusegate's catalog);
-# get_columns / autoload run only against PostgreSQL for now. Said aloud,
-# never silently.
+# Known gap (README, issue #4): of SQLAlchemy's column reflection query, the
+# identity-options subquery (correlated through pg_get_serial_sequence(...)::
+# regclass) does not plan, and its index/constraint queries unnest int2vector
+# catalog columns (text in fusegate's catalog); get_columns / autoload run
+# only against PostgreSQL for now. Said aloud, never silently.
 COLUMN_REFLECTION = False
 
 # (column DDL, SQLAlchemy type class the inspector must report, attributes, nullable)

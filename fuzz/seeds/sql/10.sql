@@ -1,0 +1,1 @@
+SELECT (SELECT x FROM d WHERE a.h AND d.r = a.r), k LIKE 'a/_%' ESCAPE '/' FROM a FETCH FIRST 3 ROWS ONLY

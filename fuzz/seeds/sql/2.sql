@@ -1,0 +1,1 @@
+CREATE TABLE t (a INT NOT NULL, b VARCHAR(20) DEFAULT 'x', c NUMERIC(12,3)) 's3://bucket/path/' CONNECTION = (endpoint_url = 'http://127.0.0.1:9000' access_key_id = 'AK' secret_access_key = 'SK' region = 'us-east-1')

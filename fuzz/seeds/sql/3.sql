@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1, 'a'), (2, NULL); UPDATE t SET b = 'c' WHERE a = 1; DELETE FROM t WHERE a = 2

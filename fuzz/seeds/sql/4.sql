@@ -1,0 +1,1 @@
+CALL system$fuse_amend('default', 't')

@@ -1,0 +1,1 @@
+SELECT * FROM t AT (SNAPSHOT => '01a22eaac0d37171acb2fbfc04efec38')

@@ -1,0 +1,1 @@
+SET statement_timeout = '5s'; SHOW ALL; RESET ALL; DISCARD ALL; DEALLOCATE ALL
