@@ -189,8 +189,7 @@ impl Session {
     /// Runs one statement.
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
         let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
-        self.check_not_failed(&statement)?;
-        self.check_role(&statement)?;
+        self.admit(&statement)?;
         self.query
             .interrupt()
             .arm(self.settings.statement_timeout());
@@ -244,8 +243,7 @@ impl Session {
             kind = prepared.statement.tag(),
             prepared = true
         );
-        self.check_not_failed(&prepared.statement)?;
-        self.check_role(&prepared.statement)?;
+        self.admit(&prepared.statement)?;
         self.query
             .interrupt()
             .arm(self.settings.statement_timeout());
@@ -275,17 +273,18 @@ impl Session {
         result
     }
 
-    /// 42501 unless the user's role allows the statement; a refused
-    /// statement fails the transaction like any other error.
-    fn check_role(&mut self, statement: &Statement) -> Result<()> {
-        let checked = self.role.check(&self.user, statement);
-        if checked.is_err() {
+    /// Whether the statement may run now: not in a failed transaction (only
+    /// its end is accepted, as in PostgreSQL), and allowed by the user's role
+    /// (42501, which fails the transaction like any other error).
+    fn admit(&mut self, statement: &Statement) -> Result<()> {
+        self.check_not_failed(statement)?;
+        let allowed = self.role.check(&self.user, statement);
+        if allowed.is_err() {
             self.fail_txn();
         }
-        checked
+        allowed
     }
 
-    /// In a failed transaction only its end is accepted, as in PostgreSQL.
     fn check_not_failed(&mut self, statement: &Statement) -> Result<()> {
         self.absorb_stream_failure();
         if matches!(self.txn, TxnState::Failed { .. })

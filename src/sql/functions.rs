@@ -193,28 +193,13 @@ mod tests {
 
     #[test]
     fn aliases_become_datafusion_spellings() {
-        let mut statement = crate::sql::parse("SELECT mod(a, 3), div(-7, 2), sign(x), every(b)")
-            .unwrap()
-            .pop()
-            .unwrap();
-        let crate::sql::Statement::Query(ast) = &mut statement else {
-            panic!("a query")
-        };
-        rewrite_function_aliases(ast);
+        let rewritten = |sql| crate::sql::rewritten(sql, rewrite_function_aliases);
         assert_eq!(
-            ast.to_string(),
+            rewritten("SELECT mod(a, 3), div(-7, 2), sign(x), every(b)"),
             "SELECT ((a) % (3)), trunc((-7) / (2)), signum(x), bool_and(b)"
         );
-        let mut statement = crate::sql::parse("SELECT (f(x)).n, (r.keys).x.y FROM r")
-            .unwrap()
-            .pop()
-            .unwrap();
-        let crate::sql::Statement::Query(ast) = &mut statement else {
-            panic!("a query")
-        };
-        rewrite_function_aliases(ast);
         assert_eq!(
-            ast.to_string(),
+            rewritten("SELECT (f(x)).n, (r.keys).x.y FROM r"),
             "SELECT get_field((f(x)), 'n'), get_field(get_field((r.keys), 'x'), 'y') FROM r"
         );
         assert_eq!(

@@ -386,3 +386,14 @@ pub fn normalize_ident(ident: &ast::Ident) -> String {
         None => ident.value.to_lowercase(),
     }
 }
+
+/// A query's text after `rewrite`, for the rewrites' tests.
+#[cfg(test)]
+pub(crate) fn rewritten(sql: &str, rewrite: impl Fn(&mut ast::Statement)) -> String {
+    let mut statement = parse(sql).unwrap().pop().unwrap();
+    let Statement::Query(ast) = &mut statement else {
+        panic!("not a query: {sql}")
+    };
+    rewrite(ast);
+    ast.to_string()
+}

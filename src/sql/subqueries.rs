@@ -226,12 +226,7 @@ mod tests {
     use super::*;
 
     fn rewritten(sql: &str) -> String {
-        let mut statement = crate::sql::parse(sql).unwrap().pop().unwrap();
-        let crate::sql::Statement::Query(ast) = &mut statement else {
-            panic!("a query")
-        };
-        hoist_outer_conditions(ast);
-        ast.to_string()
+        crate::sql::rewritten(sql, hoist_outer_conditions)
     }
 
     #[test]
@@ -248,20 +243,13 @@ mod tests {
 
     #[test]
     fn plain_scalar_subqueries_aggregate() {
-        let mut statement = crate::sql::parse(
-            "SELECT (SELECT d.x FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
-             (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
-             WHERE a.k = ANY (SELECT k FROM d) AND a.k > ALL (SELECT k FROM d)",
-        )
-        .unwrap()
-        .pop()
-        .unwrap();
-        let crate::sql::Statement::Query(ast) = &mut statement else {
-            panic!("a query")
-        };
-        wrap_scalar_subqueries(ast);
         assert_eq!(
-            ast.to_string(),
+            crate::sql::rewritten(
+                "SELECT (SELECT d.x FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
+                 (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
+                 WHERE a.k = ANY (SELECT k FROM d) AND a.k > ALL (SELECT k FROM d)",
+                wrap_scalar_subqueries
+            ),
             "SELECT (SELECT fusegate_only_row(d.x) FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
              (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
              WHERE a.k = ANY(SELECT k FROM d) AND a.k > ALL(SELECT k FROM d)"

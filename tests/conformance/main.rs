@@ -281,10 +281,7 @@ async fn run_file(
 /// a prefix of this run's own, and a command deleting everything under it.
 fn s3_vars(s3: &s3::S3, db: &str) -> [(&'static str, String); 2] {
     let prefix = format!("{}/{db}", s3.prefix);
-    let location = format!(
-        "'s3://{}/{prefix}/' CONNECTION = (endpoint_url = '{}' access_key_id = '{}' secret_access_key = '{}' region = '{}')",
-        s3.versioned_bucket, s3.endpoint, s3.access_key_id, s3.secret_access_key, s3.region
-    );
+    let location = s3.location_at(&s3.versioned_bucket, &prefix);
     let delete = format!(
         "'{}' '{}/tests/s3/s3ctl.py' '{}' '{}' '{}' '{}' delete-prefix '{}' '{prefix}/'",
         s3::python().display(),

@@ -121,9 +121,14 @@ impl S3 {
 
     /// The location clause of a CREATE TABLE under this test's prefix.
     pub fn location(&self, bucket: &str) -> String {
+        self.location_at(bucket, &self.prefix)
+    }
+
+    /// The location clause of a CREATE TABLE under `prefix` in `bucket`.
+    pub fn location_at(&self, bucket: &str, prefix: &str) -> String {
         format!(
-            "'s3://{bucket}/{}/' CONNECTION = (endpoint_url = '{}' access_key_id = '{}' secret_access_key = '{}' region = '{}')",
-            self.prefix, self.endpoint, self.access_key_id, self.secret_access_key, self.region
+            "'s3://{bucket}/{prefix}/' CONNECTION = (endpoint_url = '{}' access_key_id = '{}' secret_access_key = '{}' region = '{}')",
+            self.endpoint, self.access_key_id, self.secret_access_key, self.region
         )
     }
 
