@@ -240,8 +240,25 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Planning and optimizing recurse once per level of an expression's
+    // nesting; statements are refused past sql::MAX_NESTING, and these stacks
+    // hold that depth even in a debug build. Stacks are reserved, not
+    // committed: only the pages a deep statement touches use memory.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(fusegate::sql::STACK_SIZE)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("fusegate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

@@ -14,7 +14,7 @@ mod limits;
 mod mutation;
 mod only_row;
 mod pg;
-mod pg_attribute;
+mod pg_catalog;
 mod prune;
 mod scan;
 mod table;
@@ -168,6 +168,8 @@ impl QueryEngine {
             }),
         );
         pg::install(&ctx, self.fuse.clone())?;
+        let settings = pg::SettingsSlot::default();
+        ctx.register_udf(pg::current_setting_udf(settings.clone()));
         limits::install(&ctx);
         pg::set_current_schema(&ctx, database);
         Ok(QueryContext {
@@ -175,6 +177,7 @@ impl QueryEngine {
             interrupt,
             reports,
             txn,
+            settings,
         })
     }
 }
@@ -436,6 +439,7 @@ pub struct QueryContext {
     interrupt: Arc<Interrupt>,
     reports: Arc<ScanReports>,
     txn: catalog::TxnSlot,
+    settings: pg::SettingsSlot,
 }
 
 impl QueryContext {
@@ -447,6 +451,15 @@ impl QueryContext {
     pub fn set_transaction(&self, txn: Option<Arc<crate::fuse::txn::Transaction>>) {
         if let Ok(mut slot) = self.txn.write() {
             *slot = txn;
+        }
+    }
+
+    /// The session's parameters, as `current_setting` answers them.
+    pub fn set_settings(&self, values: &std::collections::BTreeMap<String, String>) {
+        if let Ok(mut slot) = self.settings.write()
+            && *slot != *values
+        {
+            *slot = values.clone();
         }
     }
 

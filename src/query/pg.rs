@@ -87,7 +87,7 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         catalog
             .register_schema(
                 "pg_catalog",
-                Arc::new(super::pg_attribute::PgCatalog {
+                Arc::new(super::pg_catalog::PgCatalog {
                     inner: Arc::new(provider),
                     fuse: fuse.clone(),
                 }),
@@ -114,6 +114,19 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         vec![DataType::Utf8, DataType::Utf8],
         ScalarValue::Utf8(None),
     ));
+    ctx.register_udf(pg_get_expr_udf());
+    // fusegate has no indexes, constraints, views, triggers, rules or
+    // extended statistics: PostgreSQL answers NULL for an OID that is none.
+    for name in [
+        "pg_get_indexdef",
+        "pg_get_constraintdef",
+        "pg_get_viewdef",
+        "pg_get_triggerdef",
+        "pg_get_ruledef",
+        "pg_get_statisticsobjdef",
+    ] {
+        ctx.register_udf(no_object_udf(name));
+    }
     ctx.register_udf(create_udf(
         LIKE_ESCAPE_FUNCTION,
         vec![DataType::Utf8, DataType::Utf8],
@@ -167,41 +180,84 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
 pub const EXPAND_ARRAY_FUNCTION: &str = "fusegate_expand_array";
 
 /// `fusegate_expand_array(int2vector)`: the elements of an `int2vector` or
-/// `int2[]` as a list of `(x, n)` structs, `n` counting from 1. The catalog
-/// holds these arrays as text (`1 2`, `{1,2}`), or a list cast to text.
+/// `int2[]` (a list of int2, or its text `1 2` / `{1,2}`) as a list of
+/// `(x, n)` structs, `n` counting from 1.
 fn expand_array_udf() -> datafusion::logical_expr::ScalarUDF {
-    use arrow::array::{Int16Builder, Int32Builder, ListBuilder, StructBuilder};
-    use arrow::datatypes::{Field, Fields};
+    use arrow::array::{AsArray, Int16Builder, Int32Builder, ListBuilder, StructBuilder};
+    use arrow::datatypes::{Field, Fields, Int16Type};
+    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
     let fields = Fields::from(vec![
         Field::new("x", DataType::Int16, true),
         Field::new("n", DataType::Int32, true),
     ]);
     let item = Field::new("item", DataType::Struct(fields.clone()), true);
-    create_udf(
-        EXPAND_ARRAY_FUNCTION,
-        vec![DataType::Utf8],
-        DataType::List(Arc::new(item.clone())),
-        Volatility::Immutable,
-        Arc::new(move |args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let texts = arrow::array::as_string_array(&arrays[0]);
-            let mut out = ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0))
-                .with_field(Arc::new(item.clone()));
-            for text in texts.iter() {
-                let Some(text) = text else {
+
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct ExpandArray {
+        signature: Signature,
+        fields: Fields,
+        item: Field,
+    }
+    impl ScalarUDFImpl for ExpandArray {
+        fn name(&self) -> &str {
+            EXPAND_ARRAY_FUNCTION
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+            Ok(DataType::List(Arc::new(self.item.clone())))
+        }
+        fn invoke_with_args(
+            &self,
+            args: ScalarFunctionArgs,
+        ) -> datafusion::common::Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+            let arrays: Vec<Option<Vec<i16>>> = match arrays[0].data_type() {
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                    let lists = arrow::compute::cast(
+                        &arrays[0],
+                        &DataType::new_list(DataType::Int16, true),
+                    )?;
+                    lists
+                        .as_list::<i32>()
+                        .iter()
+                        .map(|list| {
+                            list.map(|l| l.as_primitive::<Int16Type>().iter().flatten().collect())
+                        })
+                        .collect()
+                }
+                _ => {
+                    let texts = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+                    texts
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|t| {
+                            t.map(|t| {
+                                super::pg_catalog::parse_int_array(t)?
+                                    .into_iter()
+                                    .map(|e| {
+                                        i16::try_from(e).map_err(|_| {
+                                            DataFusionError::Execution(format!(
+                                                "int2 array element {e} is out of range"
+                                            ))
+                                        })
+                                    })
+                                    .collect()
+                            })
+                            .transpose()
+                        })
+                        .collect::<datafusion::common::Result<_>>()?
+                }
+            };
+            let mut out = ListBuilder::new(StructBuilder::from_fields(self.fields.clone(), 0))
+                .with_field(Arc::new(self.item.clone()));
+            for elements in arrays {
+                let Some(elements) = elements else {
                     out.append(false);
                     continue;
                 };
-                let elements = text
-                    .split(|c: char| !(c.is_ascii_digit() || c == '-'))
-                    .filter(|e| !e.is_empty())
-                    .map(|e| {
-                        e.parse::<i16>().map_err(|_| {
-                            DataFusionError::Execution(format!("invalid int2vector element {e}"))
-                        })
-                    });
-                for (n, x) in elements.enumerate() {
-                    let x = x?;
+                for (n, x) in elements.into_iter().enumerate() {
                     let row = out.values();
                     row.field_builder::<Int16Builder>(0)
                         .expect("x is int2")
@@ -214,8 +270,159 @@ fn expand_array_udf() -> datafusion::logical_expr::ScalarUDF {
                 out.append(true);
             }
             Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
-        }),
-    )
+        }
+    }
+    datafusion::logical_expr::ScalarUDF::new_from_impl(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+        fields,
+        item,
+    })
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: fusegate's catalog holds
+/// expressions (pg_attrdef.adbin) as their SQL text already, so the text is
+/// the answer (the library's version answers '').
+fn pg_get_expr_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
+
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct PgGetExpr(Signature);
+    impl ScalarUDFImpl for PgGetExpr {
+        fn name(&self) -> &str {
+            "pg_get_expr"
+        }
+        fn signature(&self) -> &Signature {
+            &self.0
+        }
+        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+            Ok(DataType::Utf8)
+        }
+        fn invoke_with_args(
+            &self,
+            args: ScalarFunctionArgs,
+        ) -> datafusion::common::Result<ColumnarValue> {
+            if !(2..=3).contains(&args.args.len()) {
+                return datafusion::common::plan_err!("pg_get_expr takes 2 or 3 arguments");
+            }
+            args.args[0].cast_to(&DataType::Utf8, None)
+        }
+    }
+    datafusion::logical_expr::ScalarUDF::new_from_impl(PgGetExpr(Signature::variadic_any(
+        Volatility::Stable,
+    )))
+}
+
+/// The session's parameters as `current_setting` reads them (names in
+/// lower case), kept current by the session.
+pub type SettingsSlot = Arc<std::sync::RwLock<std::collections::BTreeMap<String, String>>>;
+
+/// `current_setting(name [, missing_ok])`: a session parameter's value;
+/// 42704 for an unknown one unless `missing_ok`, which answers NULL.
+pub fn current_setting_udf(settings: SettingsSlot) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
+
+    #[derive(Debug)]
+    struct CurrentSetting(Signature, SettingsSlot);
+    impl PartialEq for CurrentSetting {
+        fn eq(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.1, &other.1)
+        }
+    }
+    impl Eq for CurrentSetting {}
+    impl std::hash::Hash for CurrentSetting {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            "current_setting".hash(state)
+        }
+    }
+    impl ScalarUDFImpl for CurrentSetting {
+        fn name(&self) -> &str {
+            "current_setting"
+        }
+        fn signature(&self) -> &Signature {
+            &self.0
+        }
+        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+            Ok(DataType::Utf8)
+        }
+        fn invoke_with_args(
+            &self,
+            args: ScalarFunctionArgs,
+        ) -> datafusion::common::Result<ColumnarValue> {
+            if !(1..=2).contains(&args.args.len()) {
+                return datafusion::common::plan_err!("current_setting takes 1 or 2 arguments");
+            }
+            let rows = args.number_rows;
+            let names = args.args[0].to_array(rows)?;
+            let names = arrow::compute::cast(&names, &DataType::Utf8)?;
+            let missing_ok = match args.args.get(1) {
+                Some(flag) => {
+                    let flag = arrow::compute::cast(&flag.to_array(rows)?, &DataType::Boolean)?;
+                    arrow::array::AsArray::as_boolean(&flag).iter().collect()
+                }
+                None => vec![Some(false); rows],
+            };
+            let settings = self
+                .1
+                .read()
+                .map_err(|_| DataFusionError::Internal("session settings lock poisoned".into()))?;
+            let mut out = arrow::array::StringBuilder::new();
+            for (name, missing_ok) in arrow::array::AsArray::as_string::<i32>(&names)
+                .iter()
+                .zip(missing_ok)
+            {
+                let Some(name) = name else {
+                    out.append_null();
+                    continue;
+                };
+                match settings.get(&name.to_ascii_lowercase()) {
+                    Some(value) => out.append_value(value),
+                    None if missing_ok == Some(true) => out.append_null(),
+                    None => {
+                        return Err(DataFusionError::External(Box::new(
+                            crate::error::Error::new(
+                                crate::error::ErrorKind::UndefinedObject,
+                                format!("unrecognized configuration parameter \"{name}\""),
+                            ),
+                        )));
+                    }
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }
+    }
+    datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting(
+        Signature::variadic_any(Volatility::Stable),
+        settings,
+    ))
+}
+
+/// A `pg_get_*def(oid [, ...])` deparser of objects fusegate never has.
+fn no_object_udf(name: &'static str) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
+
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct NoObject(&'static str, Signature);
+    impl ScalarUDFImpl for NoObject {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn signature(&self) -> &Signature {
+            &self.1
+        }
+        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+            Ok(DataType::Utf8)
+        }
+        fn invoke_with_args(
+            &self,
+            _: ScalarFunctionArgs,
+        ) -> datafusion::common::Result<ColumnarValue> {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+        }
+    }
+    datafusion::logical_expr::ScalarUDF::new_from_impl(NoObject(
+        name,
+        Signature::variadic_any(Volatility::Stable),
+    ))
 }
 
 /// The function `sql::rewrite_like_escapes` routes `LIKE ... ESCAPE 'c'`

@@ -576,6 +576,7 @@ impl Session {
         sql::hoist_outer_conditions(&mut planned);
         sql::wrap_scalar_subqueries(&mut planned);
         self.complete_insert_columns(&mut planned);
+        self.query.set_settings(self.settings.values());
         let plan = self.query.plan(planned).await?;
         let width = plan.output_schema().fields().len();
         Ok(plan.with_output_names(sql::output_names(ast, width)))
@@ -854,6 +855,8 @@ impl Session {
     }
 
     async fn run_plan(&self, plan: &QueryPlan, params: Option<ParamValues>) -> Result<Output> {
+        // A statement prepared before a SET reads the parameter as it is now.
+        self.query.set_settings(self.settings.values());
         match self.query.execute(plan, params).await? {
             QueryOutput::Rows { schema, stream } if plan.is_explain() => {
                 // EXPLAIN also tells how many blocks each scan kept after pruning.

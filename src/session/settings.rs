@@ -33,6 +33,7 @@ const DEFAULTS: &[(&str, &str, bool)] = &[
     ("lc_monetary", "C", false),
     ("lc_numeric", "C", false),
     ("lc_time", "C", false),
+    ("default_table_access_method", "heap", false),
 ];
 
 /// PostgreSQL spells some names in mixed case in ParameterStatus.
@@ -85,6 +86,11 @@ impl Settings {
             }
         }
         s
+    }
+
+    /// Every parameter by its lower-case name.
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
     }
 
     pub fn get(&self, name: &str) -> Result<&str> {

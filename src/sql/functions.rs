@@ -55,6 +55,30 @@ pub fn rewrite_function_aliases(statement: &mut Statement) {
             *text = chrono;
             return ControlFlow::Continue(());
         }
+        // generate_subscripts(a, dim): set-returning, the subscripts of one
+        // dimension (1-based: fusegate's arrays all start at 1).
+        if name == "generate_subscripts"
+            && let Some([array, dimension]) = two_args(&function.args)
+        {
+            let length = Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(call("array_length", vec![array, dimension])),
+                data_type: sqlparser::ast::DataType::BigInt(None),
+                array: false,
+                format: None,
+            };
+            let end = Expr::BinaryOp {
+                left: Box::new(length),
+                op: BinaryOperator::Plus,
+                right: Box::new(Expr::value(Value::Number("1".into(), false))),
+            };
+            let subscripts = call(
+                "range",
+                vec![Expr::value(Value::Number("1".into(), false)), end],
+            );
+            *expr = call("unnest", vec![subscripts]);
+            return ControlFlow::Continue(());
+        }
         if (name == "mod" || name == "div")
             && let Some([a, b]) = two_args(&function.args)
         {

@@ -24,7 +24,7 @@ pub use self::fetch::rewrite_fetch;
 pub use self::functions::rewrite_function_aliases;
 pub use self::like::rewrite_like_escapes;
 pub use self::names::{make_names_unique, output_names};
-pub use self::parser::{parse, route, table_name as table_name_of};
+pub use self::parser::{MAX_NESTING, STACK_SIZE, parse, route, table_name as table_name_of};
 pub use self::setops::refuse_multiset_operations;
 pub use self::subqueries::{hoist_outer_conditions, wrap_scalar_subqueries};
 pub use self::types::column_type;

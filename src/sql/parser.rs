@@ -26,6 +26,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| Error::syntax(format!("syntax error: {e}")))?;
+    check_operator_runs(tokens.iter().map(|t| &t.token))?;
     let tokens = super::time_travel::rewrite(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
@@ -34,7 +35,11 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         if parser.peek_token().token == Token::EOF {
             break;
         }
-        statements.push(parse_statement(&mut parser)?);
+        let statement = parse_statement(&mut parser)?;
+        if let Statement::Query(ast) = &statement {
+            check_nesting(ast)?;
+        }
+        statements.push(statement);
         match parser.peek_token().token {
             Token::SemiColon | Token::EOF => {}
             _ => {
@@ -47,6 +52,104 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         }
     }
     Ok(statements)
+}
+
+/// How deep expressions and subqueries may nest (PostgreSQL, with its
+/// default 2 MB max_stack_depth, takes `1+1+...` of 1,000 terms and refuses
+/// 10,000 with 54001).
+pub const MAX_NESTING: usize = 1000;
+
+/// The stack each server thread gets: DataFusion's planner and optimizer
+/// recurse per nesting level, with large frames in a debug build.
+pub const STACK_SIZE: usize = 64 << 20;
+
+/// Refuses a statement nested deeper than [`MAX_NESTING`] with 54001 before
+/// anything else walks it. (The parser builds a left-deep `a + b + c ...`
+/// without recursing, so such a chain is only caught here.)
+fn check_nesting(statement: &ast::Statement) -> Result<()> {
+    use sqlparser::ast::{Visit, Visitor};
+    use std::ops::ControlFlow;
+
+    struct Depth(usize);
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.0 += 1;
+            if self.0 > MAX_NESTING {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    match statement.visit(&mut Depth(0)) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(syntax(ParserError::RecursionLimitExceeded)),
+    }
+}
+
+/// Refuses, before parsing, a run of more than [`MAX_NESTING`] binary
+/// operators with no clause, list or parenthesis boundary between them: the
+/// parser would build that many levels (`1+1+...+1` of a million terms
+/// parses without recursing, but dropping the tree recurses once per level).
+fn check_operator_runs<'a>(tokens: impl Iterator<Item = &'a Token>) -> Result<()> {
+    let mut run = 0usize;
+    for token in tokens {
+        let boundary = match token {
+            Token::Comma | Token::LParen | Token::RParen | Token::SemiColon => true,
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::SELECT
+                    | Keyword::FROM
+                    | Keyword::WHERE
+                    | Keyword::WHEN
+                    | Keyword::THEN
+                    | Keyword::ELSE
+                    | Keyword::END
+                    | Keyword::ON
+                    | Keyword::GROUP
+                    | Keyword::HAVING
+                    | Keyword::ORDER
+                    | Keyword::LIMIT
+                    | Keyword::VALUES
+                    | Keyword::SET
+            ),
+            _ => false,
+        };
+        let operator = match token {
+            Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Caret
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::DoubleColon => true,
+            _ => false,
+        };
+        if boundary {
+            run = 0;
+        } else if operator {
+            run += 1;
+            if run > MAX_NESTING {
+                return Err(syntax(ParserError::RecursionLimitExceeded));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn syntax(err: ParserError) -> Error {
@@ -767,6 +870,27 @@ mod tests {
     use super::*;
     use crate::fuse::schema::ColumnType;
     use crate::storage::Scheme;
+
+    #[test]
+    fn nesting_is_bounded_where_postgresql_bounds_it() {
+        let chain = |n: usize, op: &str| format!("SELECT {}", vec!["1"; n].join(op));
+        assert!(parse(&chain(MAX_NESTING, "+")).is_ok());
+        for sql in [
+            chain(MAX_NESTING + 2, "+"),
+            chain(1_000_000, " AND "),
+            format!("SELECT {}1{}", "abs(".repeat(500), ")".repeat(500)),
+        ] {
+            let err = parse(&sql).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::StatementTooComplex, "{}", &sql[..40]);
+        }
+        // Wide is not deep: long lists and many CASE branches parse.
+        let list: Vec<String> = (0..50_000).map(|i| format!("-{i}")).collect();
+        assert!(parse(&format!("SELECT 1 IN ({})", list.join(","))).is_ok());
+        let branches: String = (0..5000)
+            .map(|i| format!(" WHEN a = {i} THEN {i}"))
+            .collect();
+        assert!(parse(&format!("SELECT CASE{branches} END FROM t")).is_ok());
+    }
 
     #[test]
     fn databend_create_table_with_location() {

@@ -14,6 +14,16 @@
 //!   A conjunct counts as outer-only when every column it names is qualified
 //!   by a relation the subquery's FROM does not define; unqualified names may
 //!   be the subquery's own and are left alone.
+//! - Outer columns in the value, as SQLAlchemy's
+//!   `(SELECT json_build_object('always', a.attidentity = 'a', 'start',
+//!   s.seqstart) FROM pg_sequence s WHERE ...)`: DataFusion decorrelates
+//!   outer references only in filters, so the subquery returns its own
+//!   columns as one struct and the value is computed outside:
+//!   `CASE WHEN (SELECT fusegate_only_row(named_struct('f0', s.seqstart)) ...)
+//!   IS NOT NULL THEN json_build_object('always', a.attidentity = 'a',
+//!   'start', get_field((SELECT ...), 'f0')) END`. No row gives NULL whatever
+//!   the value's expression, as in PostgreSQL. The subquery is repeated once
+//!   per column it returns; each becomes one join.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -77,10 +87,87 @@ impl VisitorMut for ScalarSubqueries {
             && let Some(item) = plain_single_value(query)
         {
             let value = std::mem::replace(item, Expr::value(sqlparser::ast::Value::Null));
-            *item = call(ONLY_ROW_FUNCTION, vec![value]);
+            match lift_outer_value(query, &value) {
+                Some(lifted) => *expr = lifted,
+                None => {
+                    let item = plain_single_value(query).expect("checked above");
+                    *item = call(ONLY_ROW_FUNCTION, vec![value]);
+                }
+            }
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The CASE expression computing a subquery's `value` outside it when the
+/// value names outer columns (see the module's doc); None when it names
+/// none, or when the subquery's scope is not plain table names.
+fn lift_outer_value(query: &Query, value: &Expr) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let inner = relation_names(&select.from)?;
+    // Columns of the subquery's own relations (or unqualified, which resolve
+    // there first), in order of appearance; None when a nested subquery opens
+    // another scope.
+    let mut own: Vec<Expr> = Vec::new();
+    let mut outer = false;
+    let scan = visit_expressions(value, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                if !inner.contains(&parts[parts.len() - 2].value.to_lowercase()) {
+                    outer = true;
+                } else if !own.contains(e) {
+                    own.push(e.clone());
+                }
+            }
+            Expr::Identifier(_) if !own.contains(e) => own.push(e.clone()),
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                return ControlFlow::Break(());
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    if !outer || scan.is_break() {
+        return None;
+    }
+    let field = |i: usize| Expr::value(sqlparser::ast::Value::SingleQuotedString(format!("f{i}")));
+    let mut fields = Vec::new();
+    for (i, column) in own.iter().enumerate() {
+        fields.extend([field(i), column.clone()]);
+    }
+    if fields.is_empty() {
+        fields.extend([field(0), Expr::value(sqlparser::ast::Value::Boolean(true))]);
+    }
+    let row = || {
+        let mut query = query.clone();
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            unreachable!("checked above")
+        };
+        select.projection = vec![SelectItem::UnnamedExpr(call(
+            ONLY_ROW_FUNCTION,
+            vec![call("named_struct", fields.clone())],
+        ))];
+        Expr::Subquery(Box::new(query))
+    };
+    let mut value = value.clone();
+    let _ = visit_expressions_mut(&mut value, |e| {
+        if let Some(i) = own.iter().position(|c| c == e) {
+            *e = call("get_field", vec![row(), field(i)]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen {
+            condition: Expr::IsNotNull(Box::new(row())),
+            result: value,
+        }],
+        else_result: None,
+    })
 }
 
 /// The one projected expression of a subquery that neither groups, nor
@@ -253,6 +340,28 @@ mod tests {
             "SELECT (SELECT fusegate_only_row(d.x) FROM d WHERE d.r = a.r), (SELECT max(x) FROM d), \
              (SELECT x FROM d ORDER BY x LIMIT 1), (SELECT x FROM d GROUP BY x) FROM a \
              WHERE a.k = ANY(SELECT k FROM d) AND a.k > ALL(SELECT k FROM d)"
+        );
+    }
+
+    #[test]
+    fn outer_columns_in_the_value_are_computed_outside() {
+        assert_eq!(
+            crate::sql::rewritten(
+                "SELECT (SELECT a.b || d.x FROM d WHERE d.r = a.r) FROM a",
+                wrap_scalar_subqueries
+            ),
+            "SELECT CASE WHEN (SELECT fusegate_only_row(named_struct('f0', d.x)) FROM d \
+             WHERE d.r = a.r) IS NOT NULL THEN a.b || get_field((SELECT \
+             fusegate_only_row(named_struct('f0', d.x)) FROM d WHERE d.r = a.r), 'f0') END FROM a"
+        );
+        // Only outer columns: the subquery still decides between a value and NULL.
+        assert_eq!(
+            crate::sql::rewritten(
+                "SELECT (SELECT a.b FROM d WHERE d.r = a.r) FROM a",
+                wrap_scalar_subqueries
+            ),
+            "SELECT CASE WHEN (SELECT fusegate_only_row(named_struct('f0', true)) FROM d \
+             WHERE d.r = a.r) IS NOT NULL THEN a.b END FROM a"
         );
     }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestServer, scalar};
+use crate::common::{TestServer, rows, scalar, sqlstate};
 
 fn raw(server: &TestServer) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -151,4 +151,104 @@ async fn a_client_that_stops_reading_holds_only_its_own_connection() {
     drop(s);
     tokio::time::sleep(Duration::from_millis(500)).await;
     still_serves(&server).await;
+}
+
+/// SQL written to exhaust the server: each statement either answers or ends
+/// in its SQLSTATE (54001 nesting, 53200 memory, 57014 timeout), the session
+/// carries on, and the server's memory stays bounded.
+#[tokio::test]
+async fn statements_that_try_to_exhaust_the_server() {
+    let server = TestServer::start_with(&["--memory-limit", "16MiB"]);
+    let c = server.client().await;
+    let refused = |sql: String, code: &'static str| {
+        let c = &c;
+        async move {
+            let err = c.simple_query(&sql).await.expect_err("must fail");
+            assert_eq!(
+                sqlstate(&err),
+                code,
+                "{}...: {err}",
+                &sql[..60.min(sql.len())]
+            );
+            assert_eq!(scalar(c, "SELECT 1").await, "1", "the session carries on");
+        }
+    };
+
+    // Nesting: PostgreSQL takes 1,000 terms and refuses 10,000 (54001).
+    let chain = |n: usize, op: &str, term: &str| vec![term; n].join(op);
+    assert_eq!(
+        scalar(&c, &format!("SELECT {}", chain(1000, "+", "1"))).await,
+        "1000"
+    );
+    refused(format!("SELECT {}", chain(10_000, "+", "1")), "54001").await;
+    refused(
+        format!("SELECT 1 WHERE {}", chain(10_000, " AND ", "1=1")),
+        "54001",
+    )
+    .await;
+    refused(format!("SELECT {}", chain(10_000, "||", "'a'")), "54001").await;
+    refused(
+        format!("SELECT {}1{}", "abs(".repeat(500), ")".repeat(500)),
+        "54001",
+    )
+    .await;
+    refused(
+        format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000)),
+        "54001",
+    )
+    .await;
+    // 200,000 terms: refused before anything recurses over them.
+    refused(format!("SELECT {}", chain(200_000, "-", "1")), "54001").await;
+
+    // Wide but flat: a 100,000-value IN list, a 5,000-branch CASE, a 20 MB literal.
+    let list: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    let sql = format!("SELECT 99999 IN ({})", list.join(","));
+    assert_eq!(scalar(&c, &sql).await, "t");
+    let branches: String = (0..5000)
+        .map(|i| format!(" WHEN {i} = 4999 THEN {i}"))
+        .collect();
+    assert_eq!(
+        scalar(&c, &format!("SELECT CASE{branches} END")).await,
+        "4999"
+    );
+    let literal = "x".repeat(20 << 20);
+    assert_eq!(
+        scalar(&c, &format!("SELECT length('{literal}')")).await,
+        (20 << 20).to_string()
+    );
+
+    // Memory: a grouping larger than the 16 MiB pool spills and answers; a
+    // hash join's build side cannot spill and fails with 53200.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT x % 1000000 AS k, count(*) FROM generate_series(1, 2000000) g(x) \
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+        )
+        .await,
+        vec![vec![Some("0".to_string()), Some("2".to_string())]]
+    );
+    refused(
+        "SELECT count(*) FROM generate_series(1, 3000000) a(x) \
+         JOIN generate_series(1, 3000000) b(y) ON x = y"
+            .into(),
+        "53200",
+    )
+    .await;
+
+    // A cartesian join of 10^10 rows: statement_timeout ends it (57014).
+    c.simple_query("SET statement_timeout = '2s'")
+        .await
+        .unwrap();
+    refused(
+        "SELECT sum(a.x * b.x) FROM generate_series(1, 100000) a(x), \
+         generate_series(1, 100000) b(x)"
+            .into(),
+        "57014",
+    )
+    .await;
+
+    still_serves(&server).await;
+    let rss = server.rss_bytes();
+    assert!(rss < 1 << 30, "server RSS {} MiB", rss >> 20);
 }
