@@ -373,6 +373,11 @@ impl From<arrow::error::ArrowError> for Error {
 
 impl From<parquet::errors::ParquetError> for Error {
     fn from(err: parquet::errors::ParquetError) -> Self {
+        // A storage error under the Parquet reader (fetching a block's bytes)
+        // is a storage error, not a corrupt block.
+        if let Some(ours) = Error::find_in(&err) {
+            return ours.duplicate();
+        }
         Error::new(ErrorKind::DataCorrupted, format!("parquet: {err}")).with_source(err)
     }
 }

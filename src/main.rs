@@ -73,6 +73,17 @@ struct Args {
     #[arg(long, env = "FUSEGATE_USERS_FILE", value_name = "FILE")]
     users_file: Option<PathBuf>,
 
+    /// For fault-injection tests only: fail this fraction (0 to 1) of all
+    /// storage requests with temporary errors, which are retried and reported
+    /// like a flaky network's. Never set it in production.
+    #[arg(
+        long,
+        env = "FUSEGATE_INJECT_STORAGE_FAULTS",
+        value_name = "RATIO",
+        default_value_t = 0.0
+    )]
+    inject_storage_faults: f64,
+
     /// Most sessions at once; more are refused with SQLSTATE 53300.
     #[arg(long, env = "FUSEGATE_MAX_CONNECTIONS", default_value_t = 100)]
     max_connections: usize,
@@ -296,6 +307,13 @@ async fn run() -> ExitCode {
     } else {
         AuthMethod::ScramSha256
     });
+    if args.inject_storage_faults > 0.0 {
+        tracing::warn!(
+            ratio = args.inject_storage_faults,
+            "injecting storage faults (--inject-storage-faults): for tests only"
+        );
+        fusegate::storage::Storage::inject_faults(args.inject_storage_faults);
+    }
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.memory_limit = args.memory_limit;
     config.auth = AuthConfig {

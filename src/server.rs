@@ -94,7 +94,7 @@ impl Server {
             tls_cert_pem: cert_pem,
         };
         let data_dir = absolute_dir(&config.data_dir)?;
-        let fuse = FuseEngine::open(StorageLocation::local(&data_dir)).await?;
+        let fuse = open_engine(&data_dir).await?;
         let query = QueryEngine::new(fuse.clone(), config.memory_limit)?;
         let instance = Arc::new(Instance { fuse, query });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
@@ -190,6 +190,24 @@ impl Server {
         drop(idle);
         tracing::info!("fusegate stopped");
         Ok(())
+    }
+}
+
+/// Opens the data directory's engine, trying again for a while when storage
+/// fails (each request is already retried; this rides out a longer outage of
+/// a flaky disk or network at startup).
+async fn open_engine(data_dir: &str) -> Result<Arc<FuseEngine>> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match FuseEngine::open(StorageLocation::local(data_dir)).await {
+            Err(e) if e.kind() == ErrorKind::StorageIo && attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "opening the data directory failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
     }
 }
 

@@ -541,7 +541,13 @@ impl Session {
         let result = copy.done().await;
         if result.is_err() {
             self.after_copy_error();
+            return result;
         }
+        // Outside a transaction block the rows are committed before the
+        // CommandComplete, in both protocols: tokio-postgres's copy_in stops
+        // reading at CommandComplete, so a commit failing at the following
+        // Sync would reach no one and the client would count rows never stored.
+        self.end_implicit(true).await?;
         result
     }
 

@@ -97,6 +97,16 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
+    /// Makes every storage opened from now on fail `ratio` (0 to 1) of its
+    /// requests with temporary errors, through OpenDAL's chaos layer: the
+    /// server's `--inject-storage-faults`, for fault-injection tests.
+    pub fn inject_faults(ratio: f64) {
+        FAULT_RATIO.store(
+            ratio.clamp(0.0, 1.0).to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// Builds the operator for a location. Building never touches the network;
     /// use [`Storage::check_writable`] for that.
     pub fn open(location: &StorageLocation) -> Result<Storage> {
@@ -143,6 +153,12 @@ impl Storage {
                 Operator::new(builder)
                     .map_err(|e| map_opendal(e, &location.secrets(), "open", ""))?
             }
+        };
+        // Injected faults sit below the retry layer: they are retried, and
+        // surface, exactly as a flaky network's would.
+        let op = match injected_fault_ratio() {
+            ratio if ratio > 0.0 => op.layer(opendal::layers::ChaosLayer::new(ratio)),
+            _ => op,
         };
         let op = op
             .layer(
@@ -196,15 +212,6 @@ impl Storage {
             location: Arc::new(StorageLocation::local("/memory")),
             secrets: Arc::new(Vec::new()),
             context: None,
-        }
-    }
-
-    /// Wraps every operation in OpenDAL's chaos layer, failing the given
-    /// fraction of requests with temporary errors (fault-injection tests).
-    pub fn with_chaos(self, error_ratio: f64) -> Storage {
-        Storage {
-            op: self.op.layer(opendal::layers::ChaosLayer::new(error_ratio)),
-            ..self
         }
     }
 
@@ -456,6 +463,13 @@ fn scrub(text: &str, secrets: &[String]) -> String {
         }
     }
     out
+}
+
+/// The fraction of storage requests to fail on purpose (f64 bits; 0: none).
+static FAULT_RATIO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn injected_fault_ratio() -> f64 {
+    f64::from_bits(FAULT_RATIO.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 #[cfg(test)]

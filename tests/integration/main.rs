@@ -12,6 +12,7 @@ mod copy;
 mod durability;
 mod errors;
 mod failsafe;
+mod faults;
 mod hostile;
 mod lifecycle;
 mod mutations;
