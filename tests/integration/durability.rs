@@ -146,8 +146,7 @@ async fn a_hundred_kills_during_a_mixed_workload_lose_nothing() {
         let c = server.client().await;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(20 + random(400));
         // The state the statement running at the kill would make.
-        let mut interrupted = None;
-        loop {
+        let interrupted = loop {
             let kind = random(6);
             let n = 20 + random(80) as i64;
             let ids = next_id..next_id + n;
@@ -190,12 +189,9 @@ async fn a_hundred_kills_during_a_mixed_workload_lose_nothing() {
                     statements += 1;
                     model = expected;
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    interrupted = Some(expected);
-                    break;
-                }
+                _ = tokio::time::sleep_until(deadline) => break expected,
             }
-        }
+        };
         drop(c);
         server.kill9();
         server.restart();
@@ -203,8 +199,7 @@ async fn a_hundred_kills_during_a_mixed_workload_lose_nothing() {
         let after = contents(&c).await;
         if after != model {
             assert_eq!(
-                Some(&after),
-                interrupted.as_ref(),
+                after, interrupted,
                 "kill {kill}: neither the acknowledged state nor the interrupted statement's"
             );
             interrupted_landed += 1;
