@@ -16,6 +16,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod mutations;
+mod outage;
 mod protocol;
 mod pruning;
 mod psql;
