@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod fuse;
+pub mod metrics;
 pub mod ops;
 pub mod query;
 pub mod server;

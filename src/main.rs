@@ -73,6 +73,13 @@ struct Args {
     #[arg(long, env = "FUSEGATE_USERS_FILE", value_name = "FILE")]
     users_file: Option<PathBuf>,
 
+    /// Serve metrics for Prometheus (OpenMetrics text, any path) on this
+    /// address: connections, sessions, statements by kind and outcome with
+    /// latency histograms, storage requests and bytes, objects restored by
+    /// fuse_amend and removed by VACUUM. Off unless given.
+    #[arg(long, env = "FUSEGATE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+
     /// For fault-injection tests only: fail this fraction (0 to 1) of all
     /// storage requests with temporary errors, which are retried and reported
     /// like a flaky network's. Never set it in production.
@@ -313,6 +320,19 @@ async fn run() -> ExitCode {
             "injecting storage faults (--inject-storage-faults): for tests only"
         );
         fusegate::storage::Storage::inject_faults(args.inject_storage_faults);
+    }
+    if let Some(addr) = args.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let addr = listener.local_addr().unwrap_or(addr);
+                tracing::info!(metrics = %addr, "serving metrics");
+                tokio::spawn(fusegate::metrics::serve(listener));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start: cannot listen on --metrics-listen {addr}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.memory_limit = args.memory_limit;

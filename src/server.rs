@@ -140,6 +140,7 @@ impl Server {
                             continue;
                         }
                     };
+                    crate::metrics::metrics().connection_accepted();
                     let connection = Connection::new(self.ctx.clone());
                     connections.retain(|c| c.strong_count() > 0);
                     connections.push(Arc::downgrade(&connection));

@@ -81,6 +81,7 @@ impl FuseTable {
                 .delete_many(garbage.iter().map(|e| e.path.clone()).collect())
                 .await?;
             self.evict_cache();
+            crate::metrics::metrics().objects_vacuumed(garbage.len() as u64);
             tracing::info!(table = %self.name(), removed = garbage.len(), "vacuum removed objects");
         }
         Ok(garbage)

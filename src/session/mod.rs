@@ -94,6 +94,8 @@ pub struct Session {
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The COPY FROM STDIN in progress.
     copy_in: Option<copy::CopyIn>,
+    /// Counts the session in the `sessions` gauge while it lives.
+    _counted: crate::metrics::SessionGuard,
 }
 
 /// The session's transaction.
@@ -145,6 +147,7 @@ impl Session {
             txn: TxnState::Idle,
             stream_failed: Default::default(),
             copy_in: None,
+            _counted: crate::metrics::metrics().session_started(),
         })
     }
 
@@ -188,7 +191,8 @@ impl Session {
 
     /// Runs one statement.
     pub async fn execute(&mut self, statement: Statement) -> Result<Output> {
-        let span = tracing::info_span!("statement", session = self.id, kind = statement.tag());
+        let kind = statement.kind();
+        let span = tracing::info_span!("statement", session = self.id, kind);
         self.admit(&statement)?;
         self.query
             .interrupt()
@@ -197,7 +201,7 @@ impl Session {
         let result = guard(self.execute_inner(statement, None))
             .instrument(span.clone())
             .await;
-        self.after(&span, started, &result);
+        self.after(kind, &span, started, &result);
         result
     }
 
@@ -240,7 +244,7 @@ impl Session {
         let span = tracing::info_span!(
             "statement",
             session = self.id,
-            kind = prepared.statement.tag(),
+            kind = prepared.statement.kind(),
             prepared = true
         );
         self.admit(&prepared.statement)?;
@@ -269,7 +273,7 @@ impl Session {
         })
         .instrument(span.clone())
         .await;
-        self.after(&span, started, &result);
+        self.after(prepared.statement.kind(), &span, started, &result);
         result
     }
 
@@ -302,8 +306,20 @@ impl Session {
     }
 
     /// Logs the outcome; an error inside a transaction fails the transaction.
-    fn after(&mut self, span: &tracing::Span, started: Instant, result: &Result<Output>) {
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+    fn after(
+        &mut self,
+        kind: &'static str,
+        span: &tracing::Span,
+        started: Instant,
+        result: &Result<Output>,
+    ) {
+        let elapsed = started.elapsed();
+        crate::metrics::metrics().statement(
+            kind,
+            result.as_ref().err().map(|e| e.sqlstate()),
+            elapsed,
+        );
+        let elapsed_ms = elapsed.as_millis() as u64;
         match result {
             Ok(_) => span.in_scope(|| tracing::info!(elapsed_ms, "statement done")),
             Err(e) => {

@@ -343,6 +343,22 @@ impl Statement {
         }
     }
 
+    /// The statement's kind for logs and metrics: the tag, with the DML
+    /// DataFusion runs told apart.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::Query(ast) => match ast.as_ref() {
+                ast::Statement::Insert(_) => "INSERT",
+                ast::Statement::Update { .. } => "UPDATE",
+                ast::Statement::Delete(_) => "DELETE",
+                ast::Statement::Explain { .. } => "EXPLAIN",
+                ast::Statement::Truncate { .. } => "TRUNCATE",
+                _ => "SELECT",
+            },
+            other => other.tag(),
+        }
+    }
+
     /// The command tag PostgreSQL sends for this statement's kind.
     pub fn tag(&self) -> &'static str {
         match self {

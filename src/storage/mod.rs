@@ -173,7 +173,9 @@ impl Storage {
                     .with_max_times(4)
                     .with_min_delay(Duration::from_millis(50))
                     .with_max_delay(Duration::from_secs(2)),
-            );
+            )
+            // Outermost: one observation per operation, retries included.
+            .layer(crate::metrics::metrics().storage_layer());
         Ok(Storage {
             op,
             secrets: Arc::new(location.secrets()),

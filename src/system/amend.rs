@@ -192,6 +192,7 @@ pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Resul
     }
     restored += restore(&table, rest).await?;
     table.evict_cache();
+    crate::metrics::metrics().objects_restored(restored);
     if !lost.is_empty() {
         return Err(unrestorable(&table, &location.uri(), &lost, restored));
     }

@@ -15,6 +15,7 @@ mod failsafe;
 mod faults;
 mod hostile;
 mod lifecycle;
+mod metrics;
 mod mutations;
 mod outage;
 mod protocol;
