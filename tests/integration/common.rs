@@ -82,6 +82,14 @@ impl TestServer {
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         let log = self.log.clone();
+        // With FUSEGATE_TEST_LOG_DIR (./scripts/test sets it) every server's
+        // log is also kept there, for the scan for leaked secrets.
+        let mut kept = std::env::var_os("FUSEGATE_TEST_LOG_DIR").and_then(|dir| {
+            static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = Path::new(&dir).join(format!("server-{}-{n}.log", std::process::id()));
+            std::fs::File::create(path).ok()
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("fusegate ready")
@@ -93,6 +101,10 @@ impl TestServer {
                         .unwrap_or_default()
                         .to_string();
                     let _ = tx.send(addr);
+                }
+                if let Some(file) = kept.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
                 }
                 log.lock().unwrap().push(line);
             }
