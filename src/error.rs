@@ -87,6 +87,10 @@ pub enum ErrorKind {
     QueryCanceled,
     /// 57P01: the server is shutting down.
     AdminShutdown,
+    /// 57P05: idle_session_timeout ended the session.
+    IdleSessionTimeout,
+    /// 25P03: idle_in_transaction_session_timeout ended the session.
+    IdleInTransactionTimeout,
     /// 53200
     OutOfMemory,
     /// 53300
@@ -161,6 +165,8 @@ impl ErrorKind {
             NoActiveTransaction => "25P01",
             QueryCanceled => "57014",
             AdminShutdown => "57P01",
+            IdleSessionTimeout => "57P05",
+            IdleInTransactionTimeout => "25P03",
             OutOfMemory => "53200",
             TooManyConnections => "53300",
             StatementTooComplex => "54001",

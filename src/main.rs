@@ -73,6 +73,12 @@ struct Args {
     #[arg(long, env = "FUSEGATE_USERS_FILE", value_name = "FILE")]
     users_file: Option<PathBuf>,
 
+    /// End sessions that wait longer than this for their client's next
+    /// statement outside a transaction block (FATAL 57P05), e.g. `10min`;
+    /// a session may SET idle_session_timeout itself. Default: never.
+    #[arg(long, env = "FUSEGATE_IDLE_SESSION_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    idle_session_timeout: Option<std::time::Duration>,
+
     /// Serve metrics for Prometheus (OpenMetrics text, any path) on this
     /// address: connections, sessions, statements by kind and outcome with
     /// latency histograms, storage requests and bytes, objects restored by
@@ -215,6 +221,14 @@ async fn check_all(data_dir: &std::path::Path) -> ExitCode {
     }
 }
 
+/// A duration as PostgreSQL's settings take it: `90s`, `10min`, `1h`, or
+/// milliseconds without a unit.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    fusegate::session::parse_milliseconds(text)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration (units: ms, s, min, h, d)"))
+}
+
 fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -336,6 +350,7 @@ async fn run() -> ExitCode {
     }
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.memory_limit = args.memory_limit;
+    config.idle_session_timeout = args.idle_session_timeout.filter(|d| !d.is_zero());
     config.auth = AuthConfig {
         method,
         users: Arc::new(users),

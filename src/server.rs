@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// PEM files of the certificate chain and its private key: TLS on.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Every session's idle_session_timeout unless its client sets one.
+    pub idle_session_timeout: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -46,6 +48,7 @@ impl ServerConfig {
             auth: AuthConfig::trust(),
             max_connections: 100,
             tls: None,
+            idle_session_timeout: None,
         }
     }
 }
@@ -92,6 +95,7 @@ impl Server {
             auth: config.auth.clone(),
             max_connections: config.max_connections,
             tls_cert_pem: cert_pem,
+            idle_session_timeout: config.idle_session_timeout,
         };
         let data_dir = absolute_dir(&config.data_dir)?;
         let fuse = open_engine(&data_dir).await?;
@@ -146,15 +150,7 @@ impl Server {
                     connections.push(Arc::downgrade(&connection));
                     let span = tracing::info_span!("connection", %peer);
                     let tls = self.tls.clone();
-                    tasks.spawn(
-                        async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, ConnectionHandlers(connection)).await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                            tracing::debug!("connection closed");
-                        }
-                        .instrument(span),
-                    );
+                    tasks.spawn(serve_connection(socket, tls, connection).instrument(span));
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
@@ -192,6 +188,50 @@ impl Server {
         tracing::info!("fusegate stopped");
         Ok(())
     }
+}
+
+/// Runs one client connection through pgwire until it ends, or until its
+/// session has been idle past its idle timeout: then, as PostgreSQL does, a
+/// FATAL ErrorResponse (57P05, or 25P03 in a transaction block) and the
+/// connection closes (its transaction, if any, rolled back). pgwire owns the
+/// socket, so the message goes out on a duplicate of it; the session is
+/// idle, so nothing else is writing. Over TLS the connection just closes.
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    tls: Option<TlsAcceptor>,
+    connection: Arc<Connection>,
+) {
+    let duplicate = socket
+        .into_std()
+        .and_then(|s| Ok((s.try_clone()?, tokio::net::TcpStream::from_std(s)?)));
+    let (duplicate, socket) = match duplicate {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take over the connection's socket");
+            return;
+        }
+    };
+    let watched = connection.clone();
+    tokio::select! {
+        ended = pgwire::tokio::process_socket(socket, tls, ConnectionHandlers(connection)) => {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        error = watched.idle_expired() => {
+            if !watched.is_secure() {
+                use std::io::Write;
+                let mut bytes = bytes::BytesMut::new();
+                let message = pgwire::messages::PgWireBackendMessage::ErrorResponse(error.into());
+                if message.encode(&mut bytes).is_ok() {
+                    let mut duplicate = &duplicate;
+                    let _ = duplicate.write_all(&bytes);
+                }
+            }
+            let _ = duplicate.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    tracing::debug!("connection closed");
 }
 
 /// Opens the data directory's engine, trying again for a while when storage

@@ -7,7 +7,7 @@
 //! far are removed. A commit that has begun is never interrupted.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,15 +25,61 @@ pub struct Interrupt {
     current: Mutex<Deadline>,
     /// Set when the server stops: the cancel then says so (57P01).
     shutting_down: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+}
+
+/// When the session last started or finished sending a statement's result,
+/// for idle_session_timeout: a session is idle while no result is being
+/// streamed and nothing has started since.
+#[derive(Debug)]
+struct Activity {
+    last: Mutex<std::time::Instant>,
+    streams: AtomicUsize,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            last: Mutex::new(std::time::Instant::now()),
+            streams: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = std::time::Instant::now();
+        }
+    }
+}
+
+/// Counts an open result stream; its end is activity too.
+struct Streaming(Arc<Activity>);
+
+impl Streaming {
+    fn new(activity: &Arc<Activity>) -> Streaming {
+        activity.streams.fetch_add(1, Ordering::Relaxed);
+        Streaming(activity.clone())
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Interrupt {
     /// Starts a statement: a new deadline, `timeout` from now (None: no limit).
     pub fn arm(&self, timeout: Option<Duration>) -> Deadline {
+        self.activity.touch();
         let deadline = Deadline {
             token: CancellationToken::new(),
             at: timeout.map(|t| Instant::now() + t),
             shutting_down: self.shutting_down.clone(),
+            activity: self.activity.clone(),
         };
         if let Ok(mut current) = self.current.lock() {
             *current = deadline.clone();
@@ -51,6 +97,16 @@ impl Interrupt {
         self.current().token.cancel();
     }
 
+    /// How long the session has done nothing: no statement started and no
+    /// result streamed (None while a result is being streamed). A statement
+    /// still running counts as idle here; the caller knows better.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.activity.streams.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        self.activity.last.lock().ok().map(|last| last.elapsed())
+    }
+
     /// Stops the running statement because the server is shutting down.
     pub fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
@@ -64,6 +120,7 @@ pub struct Deadline {
     token: CancellationToken,
     at: Option<Instant>,
     shutting_down: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 }
 
 impl Deadline {
@@ -93,6 +150,7 @@ impl Deadline {
     /// also while it waits for its next batch.
     pub fn guard(&self, stream: BatchStream) -> BatchStream {
         Box::pin(Guarded {
+            _streaming: Streaming::new(&self.activity),
             deadline: self.clone(),
             inner: Some(stream),
             cancelled: Box::pin(self.token.clone().cancelled_owned()),
@@ -116,6 +174,7 @@ fn timed_out() -> Error {
 }
 
 struct Guarded {
+    _streaming: Streaming,
     deadline: Deadline,
     /// None once interrupted: the plan is dropped, stopping its work.
     inner: Option<BatchStream>,

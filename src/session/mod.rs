@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use tracing::Instrument;
 
 pub use self::roles::Role;
-pub use self::settings::{SERVER_VERSION, Settings};
+pub use self::settings::{SERVER_VERSION, Settings, parse_milliseconds};
 use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseEngine;
@@ -303,6 +303,28 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    /// The error ending this session when it has waited for its client past
+    /// idle_session_timeout (or, in a transaction block,
+    /// idle_in_transaction_session_timeout); None otherwise.
+    pub fn idle_past_timeout(&self) -> Option<Error> {
+        let in_transaction = !matches!(self.txn, TxnState::Idle);
+        let timeout = self.settings.idle_timeout(in_transaction)?;
+        if self.query.interrupt().idle_for()? < timeout {
+            return None;
+        }
+        Some(if in_transaction {
+            Error::new(
+                ErrorKind::IdleInTransactionTimeout,
+                "terminating connection due to idle-in-transaction timeout",
+            )
+        } else {
+            Error::new(
+                ErrorKind::IdleSessionTimeout,
+                "terminating connection due to idle-session timeout",
+            )
+        })
     }
 
     /// Logs the outcome; an error inside a transaction fails the transaction.

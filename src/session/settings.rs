@@ -26,6 +26,8 @@ const DEFAULTS: &[(&str, &str, bool)] = &[
     ("search_path", "\"$user\", public", false),
     ("extra_float_digits", "1", false),
     ("statement_timeout", "0", false),
+    ("idle_session_timeout", "0", false),
+    ("idle_in_transaction_session_timeout", "0", false),
     ("transaction_isolation", "read committed", false),
     ("default_transaction_isolation", "read committed", false),
     ("max_identifier_length", "63", false),
@@ -45,6 +47,13 @@ fn reported_name(name: &str) -> &str {
         other => other,
     }
 }
+
+/// Parameters holding a duration (milliseconds without a unit).
+const TIMEOUTS: &[&str] = &[
+    "statement_timeout",
+    "idle_session_timeout",
+    "idle_in_transaction_session_timeout",
+];
 
 /// Parameters that cannot be SET.
 const READ_ONLY: &[&str] = &[
@@ -131,7 +140,7 @@ impl Settings {
                 .find(|(k, _, _)| *k == key)
                 .map(|(_, v, _)| v.to_string())
                 .unwrap_or_default()
-        } else if key == "statement_timeout" {
+        } else if TIMEOUTS.contains(&key.as_str()) {
             let ms = parse_milliseconds(value).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidParameterValue,
@@ -182,17 +191,28 @@ impl Settings {
 
     /// The statement_timeout in force (None: 0, no limit).
     pub fn statement_timeout(&self) -> Option<Duration> {
-        let ms = self
-            .values
-            .get("statement_timeout")
-            .and_then(|v| parse_milliseconds(v))?;
+        self.duration("statement_timeout")
+    }
+
+    /// How long a session may wait for its client's next statement, outside
+    /// or inside a transaction block (None: 0, no limit).
+    pub fn idle_timeout(&self, in_transaction: bool) -> Option<Duration> {
+        self.duration(if in_transaction {
+            "idle_in_transaction_session_timeout"
+        } else {
+            "idle_session_timeout"
+        })
+    }
+
+    fn duration(&self, name: &str) -> Option<Duration> {
+        let ms = self.values.get(name).and_then(|v| parse_milliseconds(v))?;
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 }
 
 /// A time setting in milliseconds: a number with an optional unit (`us`,
 /// `ms`, `s`, `min`, `h`, `d`; none means ms), as PostgreSQL accepts.
-fn parse_milliseconds(value: &str) -> Option<u64> {
+pub fn parse_milliseconds(value: &str) -> Option<u64> {
     let value = value.trim();
     let split = value
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -71,6 +71,8 @@ pub struct WireConfig {
     pub max_connections: usize,
     /// The TLS certificate (PEM), for SCRAM channel binding.
     pub tls_cert_pem: Option<Vec<u8>>,
+    /// idle_session_timeout for sessions whose client does not set it.
+    pub idle_session_timeout: Option<std::time::Duration>,
 }
 
 /// Server-wide state the connection handlers share.
@@ -165,6 +167,8 @@ pub struct Connection {
     exchange: Mutex<Exchange>,
     /// The backend pid, once the session is registered for cancels.
     pid: std::sync::Mutex<Option<i32>>,
+    /// The client speaks TLS.
+    secure: std::sync::atomic::AtomicBool,
 }
 
 impl Connection {
@@ -178,6 +182,7 @@ impl Connection {
             session,
             exchange: Mutex::new(Exchange::Start),
             pid: std::sync::Mutex::new(None),
+            secure: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -201,6 +206,29 @@ impl Connection {
     /// Waits until no statement runs on this connection, and keeps it so.
     pub async fn wait_idle(&self) -> tokio::sync::OwnedMutexGuard<Option<Session>> {
         self.session.clone().lock_owned().await
+    }
+
+    /// Resolves, with the FATAL error to send, once the session has waited
+    /// for its client past its idle timeout. A running statement is never
+    /// idle (it holds the session).
+    pub async fn idle_expired(&self) -> pgwire::error::ErrorInfo {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let Ok(guard) = self.session.try_lock() else {
+                continue;
+            };
+            if let Some(error) = guard.as_ref().and_then(Session::idle_past_timeout) {
+                tracing::info!(error = %error, "ending an idle session");
+                let mut info: pgwire::error::ErrorInfo = to_pgwire(error).into();
+                info.severity = "FATAL".to_string();
+                return info;
+            }
+        }
+    }
+
+    /// Whether the client negotiated TLS (known once the session started).
+    pub fn is_secure(&self) -> bool {
+        self.secure.load(Ordering::Relaxed)
     }
 }
 
@@ -389,7 +417,17 @@ impl Connection {
             } else {
                 requested
             };
-        let settings = Settings::from_startup(client.metadata().iter());
+        let mut settings = Settings::from_startup(client.metadata().iter());
+        if let Some(timeout) = self.ctx.config.idle_session_timeout
+            && !client.metadata().contains_key("idle_session_timeout")
+        {
+            settings
+                .set(
+                    "idle_session_timeout",
+                    &format!("{}ms", timeout.as_millis()),
+                )
+                .map_err(fatal)?;
+        }
         let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
         let role = self.ctx.config.auth.users.role(&user);
         let session = Session::new(
@@ -408,6 +446,7 @@ impl Connection {
         if let Ok(mut slot) = self.pid.lock() {
             *slot = Some(pid);
         }
+        self.secure.store(client.is_secure(), Ordering::Relaxed);
         tracing::info!(session = id, pid, user = %user, database = %database, peer = %client.socket_addr(), "session started");
         let params = SessionParameters(session.settings().reported());
         *self.session.lock().await = Some(session);

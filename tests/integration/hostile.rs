@@ -252,3 +252,81 @@ async fn statements_that_try_to_exhaust_the_server() {
     let rss = server.rss_bytes();
     assert!(rss < 1 << 30, "server RSS {} MiB", rss >> 20);
 }
+
+/// idle_session_timeout (and the server's --idle-session-timeout default)
+/// ends a session that waits for its client, with PostgreSQL's FATAL 57P05;
+/// idle_in_transaction_session_timeout ends one idle in a transaction block
+/// (25P03). A statement running longer than the timeout is not idle.
+#[tokio::test]
+async fn idle_sessions_are_ended() {
+    let server = TestServer::start_with(&["--idle-session-timeout", "1s"]);
+    let connect = || async {
+        let (client, conn) =
+            tokio_postgres::connect(&server.conn_str("default"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        (client, tokio::spawn(conn))
+    };
+    let fatal = |ended: Result<(), tokio_postgres::Error>| {
+        let err = ended.expect_err("the server ends the session");
+        let db = err.as_db_error().expect("a FATAL ErrorResponse");
+        (
+            db.severity().to_string(),
+            db.code().code().to_string(),
+            db.message().to_string(),
+        )
+    };
+
+    let (idle, conn) = connect().await;
+    assert_eq!(scalar(&idle, "SHOW idle_session_timeout").await, "1s");
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fatal(ended),
+        (
+            "FATAL".into(),
+            "57P05".into(),
+            "terminating connection due to idle-session timeout".into()
+        )
+    );
+    assert!(idle.simple_query("SELECT 1").await.is_err());
+
+    let (busy, conn) = connect().await;
+    // Longer than the timeout, but running: not idle.
+    let started = Instant::now();
+    let n = scalar(
+        &busy,
+        "SELECT count(*) FROM generate_series(1, 2) a, generate_series(1, 40000000) b",
+    )
+    .await;
+    assert_eq!(n, "80000000");
+    let took = started.elapsed();
+    busy.simple_query(
+        "SET idle_session_timeout = 0; SET idle_in_transaction_session_timeout = '1s'",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        scalar(&busy, "SELECT 2").await,
+        "2",
+        "idle outside a transaction, no limit now"
+    );
+    busy.simple_query("BEGIN").await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fatal(ended),
+        (
+            "FATAL".into(),
+            "25P03".into(),
+            "terminating connection due to idle-in-transaction timeout".into()
+        )
+    );
+    eprintln!("a {took:?} statement outlived a 1 s idle_session_timeout");
+    still_serves(&server).await;
+}
