@@ -279,20 +279,51 @@ fn expand_array_udf() -> datafusion::logical_expr::ScalarUDF {
     })
 }
 
-/// `pg_get_expr(expr, relation [, pretty])`: fusegate's catalog holds
-/// expressions (pg_attrdef.adbin) as their SQL text already, so the text is
-/// the answer (the library's version answers '').
-fn pg_get_expr_udf() -> datafusion::logical_expr::ScalarUDF {
+/// A function answering text from `arity` arguments of any type, computed
+/// by `body` (the catalog functions below).
+fn text_udf(
+    name: &'static str,
+    arity: std::ops::RangeInclusive<usize>,
+    body: impl Fn(
+        datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue>
+    + Send
+    + Sync
+    + 'static,
+) -> datafusion::logical_expr::ScalarUDF {
     use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
-    #[derive(Debug, PartialEq, Eq, Hash)]
-    struct PgGetExpr(Signature);
-    impl ScalarUDFImpl for PgGetExpr {
+    type Body =
+        dyn Fn(ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> + Send + Sync;
+    struct TextFunction {
+        name: &'static str,
+        arity: std::ops::RangeInclusive<usize>,
+        signature: Signature,
+        body: Box<Body>,
+    }
+    impl std::fmt::Debug for TextFunction {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.name)
+        }
+    }
+    // One function per name in a session: the name is its identity.
+    impl PartialEq for TextFunction {
+        fn eq(&self, other: &Self) -> bool {
+            self.name == other.name
+        }
+    }
+    impl Eq for TextFunction {}
+    impl std::hash::Hash for TextFunction {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.name.hash(state)
+        }
+    }
+    impl ScalarUDFImpl for TextFunction {
         fn name(&self) -> &str {
-            "pg_get_expr"
+            self.name
         }
         fn signature(&self) -> &Signature {
-            &self.0
+            &self.signature
         }
         fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
             Ok(DataType::Utf8)
@@ -301,15 +332,32 @@ fn pg_get_expr_udf() -> datafusion::logical_expr::ScalarUDF {
             &self,
             args: ScalarFunctionArgs,
         ) -> datafusion::common::Result<ColumnarValue> {
-            if !(2..=3).contains(&args.args.len()) {
-                return datafusion::common::plan_err!("pg_get_expr takes 2 or 3 arguments");
+            if !self.arity.contains(&args.args.len()) {
+                return datafusion::common::plan_err!(
+                    "{} takes {} to {} arguments",
+                    self.name,
+                    self.arity.start(),
+                    self.arity.end()
+                );
             }
-            args.args[0].cast_to(&DataType::Utf8, None)
+            (self.body)(args)
         }
     }
-    datafusion::logical_expr::ScalarUDF::new_from_impl(PgGetExpr(Signature::variadic_any(
-        Volatility::Stable,
-    )))
+    datafusion::logical_expr::ScalarUDF::new_from_impl(TextFunction {
+        name,
+        arity,
+        signature: Signature::variadic_any(Volatility::Stable),
+        body: Box::new(body),
+    })
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: fusegate's catalog holds
+/// expressions (pg_attrdef.adbin) as their SQL text already, so the text is
+/// the answer (the library's version answers '').
+fn pg_get_expr_udf() -> datafusion::logical_expr::ScalarUDF {
+    text_udf("pg_get_expr", 2..=3, |args| {
+        args.args[0].cast_to(&DataType::Utf8, None)
+    })
 }
 
 /// The session's parameters as `current_setting` reads them (names in
@@ -319,110 +367,50 @@ pub type SettingsSlot = Arc<std::sync::RwLock<std::collections::BTreeMap<String,
 /// `current_setting(name [, missing_ok])`: a session parameter's value;
 /// 42704 for an unknown one unless `missing_ok`, which answers NULL.
 pub fn current_setting_udf(settings: SettingsSlot) -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
-
-    #[derive(Debug)]
-    struct CurrentSetting(Signature, SettingsSlot);
-    impl PartialEq for CurrentSetting {
-        fn eq(&self, other: &Self) -> bool {
-            Arc::ptr_eq(&self.1, &other.1)
-        }
-    }
-    impl Eq for CurrentSetting {}
-    impl std::hash::Hash for CurrentSetting {
-        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-            "current_setting".hash(state)
-        }
-    }
-    impl ScalarUDFImpl for CurrentSetting {
-        fn name(&self) -> &str {
-            "current_setting"
-        }
-        fn signature(&self) -> &Signature {
-            &self.0
-        }
-        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
-            Ok(DataType::Utf8)
-        }
-        fn invoke_with_args(
-            &self,
-            args: ScalarFunctionArgs,
-        ) -> datafusion::common::Result<ColumnarValue> {
-            if !(1..=2).contains(&args.args.len()) {
-                return datafusion::common::plan_err!("current_setting takes 1 or 2 arguments");
+    text_udf("current_setting", 1..=2, move |args| {
+        let rows = args.number_rows;
+        let names = arrow::compute::cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?;
+        let missing_ok: Vec<Option<bool>> = match args.args.get(1) {
+            Some(flag) => {
+                let flag = arrow::compute::cast(&flag.to_array(rows)?, &DataType::Boolean)?;
+                arrow::array::AsArray::as_boolean(&flag).iter().collect()
             }
-            let rows = args.number_rows;
-            let names = args.args[0].to_array(rows)?;
-            let names = arrow::compute::cast(&names, &DataType::Utf8)?;
-            let missing_ok = match args.args.get(1) {
-                Some(flag) => {
-                    let flag = arrow::compute::cast(&flag.to_array(rows)?, &DataType::Boolean)?;
-                    arrow::array::AsArray::as_boolean(&flag).iter().collect()
-                }
-                None => vec![Some(false); rows],
+            None => vec![Some(false); rows],
+        };
+        let settings = settings
+            .read()
+            .map_err(|_| DataFusionError::Internal("session settings lock poisoned".into()))?;
+        let mut out = arrow::array::StringBuilder::new();
+        for (name, missing_ok) in arrow::array::AsArray::as_string::<i32>(&names)
+            .iter()
+            .zip(missing_ok)
+        {
+            let Some(name) = name else {
+                out.append_null();
+                continue;
             };
-            let settings = self
-                .1
-                .read()
-                .map_err(|_| DataFusionError::Internal("session settings lock poisoned".into()))?;
-            let mut out = arrow::array::StringBuilder::new();
-            for (name, missing_ok) in arrow::array::AsArray::as_string::<i32>(&names)
-                .iter()
-                .zip(missing_ok)
-            {
-                let Some(name) = name else {
-                    out.append_null();
-                    continue;
-                };
-                match settings.get(&name.to_ascii_lowercase()) {
-                    Some(value) => out.append_value(value),
-                    None if missing_ok == Some(true) => out.append_null(),
-                    None => {
-                        return Err(DataFusionError::External(Box::new(
-                            crate::error::Error::new(
-                                crate::error::ErrorKind::UndefinedObject,
-                                format!("unrecognized configuration parameter \"{name}\""),
-                            ),
-                        )));
-                    }
+            match settings.get(&name.to_ascii_lowercase()) {
+                Some(value) => out.append_value(value),
+                None if missing_ok == Some(true) => out.append_null(),
+                None => {
+                    return Err(DataFusionError::External(Box::new(
+                        crate::error::Error::new(
+                            crate::error::ErrorKind::UndefinedObject,
+                            format!("unrecognized configuration parameter \"{name}\""),
+                        ),
+                    )));
                 }
             }
-            Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }
-    }
-    datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting(
-        Signature::variadic_any(Volatility::Stable),
-        settings,
-    ))
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    })
 }
 
 /// A `pg_get_*def(oid [, ...])` deparser of objects fusegate never has.
 fn no_object_udf(name: &'static str) -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::logical_expr::{ScalarFunctionArgs, ScalarUDFImpl, Signature};
-
-    #[derive(Debug, PartialEq, Eq, Hash)]
-    struct NoObject(&'static str, Signature);
-    impl ScalarUDFImpl for NoObject {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn signature(&self) -> &Signature {
-            &self.1
-        }
-        fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
-            Ok(DataType::Utf8)
-        }
-        fn invoke_with_args(
-            &self,
-            _: ScalarFunctionArgs,
-        ) -> datafusion::common::Result<ColumnarValue> {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
-        }
-    }
-    datafusion::logical_expr::ScalarUDF::new_from_impl(NoObject(
-        name,
-        Signature::variadic_any(Volatility::Stable),
-    ))
+    text_udf(name, 1..=3, |_| {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    })
 }
 
 /// The function `sql::rewrite_like_escapes` routes `LIKE ... ESCAPE 'c'`
