@@ -7,7 +7,6 @@ mod config_file;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use fusegate::fuse::FuseEngine;
@@ -60,6 +59,9 @@ struct Args {
     /// A user who may log in, as NAME:PASSWORD or NAME/ROLE:PASSWORD; repeat
     /// for more. Roles: admin (the default: everything), readwrite (all but
     /// VACUUM, PURGE and CALL system$...), readonly (queries, SHOW, COPY TO).
+    /// The password may be a SCRAM verifier (`fusegate hash-password`, or
+    /// PostgreSQL's `SCRAM-SHA-256$...` from pg_authid) so that it is not
+    /// written down: such users log in with scram-sha-256 or password, not md5.
     #[arg(
         long = "user",
         env = "FUSEGATE_USERS",
@@ -143,6 +145,10 @@ enum Cmd {
     /// (`CALL system$fuse_amend`) could bring each back. Exits 1 when it
     /// finds a problem. Safe while a server runs on the same directory.
     Check,
+    /// Read a password from standard input (one line) and print its
+    /// SCRAM-SHA-256 verifier, PostgreSQL's `SCRAM-SHA-256$...` form, for
+    /// --user or --users-file in place of the password.
+    HashPassword,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +296,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// `fusegate hash-password`: the verifier of the password on stdin.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("fusegate: cannot read the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!(
+            "fusegate: give the password on standard input, e.g. `fusegate hash-password < file`"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("{}", fusegate::wire::hash_password(password));
+    ExitCode::SUCCESS
+}
+
 async fn run() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -307,8 +332,10 @@ async fn run() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
-    if let Some(Cmd::Check) = args.command {
-        return check_all(&args.data_dir).await;
+    match args.command {
+        Some(Cmd::Check) => return check_all(&args.data_dir).await,
+        Some(Cmd::HashPassword) => return hash_password(),
+        None => {}
     }
     let mut users = Users::default();
     let loaded = args
@@ -351,10 +378,7 @@ async fn run() -> ExitCode {
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.memory_limit = args.memory_limit;
     config.idle_session_timeout = args.idle_session_timeout.filter(|d| !d.is_zero());
-    config.auth = AuthConfig {
-        method,
-        users: Arc::new(users),
-    };
+    config.auth = AuthConfig::new(method, users);
     config.max_connections = args.max_connections;
     config.tls = args.tls_cert.zip(args.tls_key);
     let server = match Server::bind(&config).await {

@@ -1,17 +1,20 @@
 //! PostgreSQL functions DataFusion has under another name or as an
 //! operator, rewritten before planning: `mod(a, b)` is `a % b`, `div(a, b)`
 //! is `trunc(a / b)`, `sign` is `signum`, `every` is `bool_and`, `variance`
-//! is `var_samp`.
+//! is `var_samp`. A single-column function in FROM names its column after
+//! its alias, as PostgreSQL does.
 
 use std::ops::ControlFlow;
 
 use crate::query::EXPAND_ARRAY_FUNCTION;
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
+    ObjectName, ObjectNamePart, Statement, TableAlias, TableAliasColumnDef, TableFactor, Value,
+    VisitMut, VisitorMut, visit_expressions_mut,
 };
 
 pub fn rewrite_function_aliases(statement: &mut Statement) {
+    let _ = statement.visit(&mut NameFunctionColumns);
     let _ = visit_expressions_mut(statement, |expr| {
         if let Some(selection) = field_selection(expr) {
             *expr = selection;
@@ -208,6 +211,53 @@ fn two_args(args: &FunctionArguments) -> Option<[Expr; 2]> {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(b)),
         ] => Some([a.clone(), b.clone()]),
         _ => None,
+    }
+}
+
+/// A single-column function in FROM, `generate_series(1, 3)` or `unnest(a)`:
+/// PostgreSQL names its column after the alias (`AS g`: column g), or
+/// without one after the function, where DataFusion says `value` or
+/// `UNNEST(...)`. The alias gets that column, and a missing alias is the
+/// function's name, as in PostgreSQL.
+struct NameFunctionColumns;
+
+impl VisitorMut for NameFunctionColumns {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let (alias, function) = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            } if matches!(name.0.as_slice(), [ObjectNamePart::Identifier(f)]
+                    if f.value.eq_ignore_ascii_case("generate_series")) =>
+            {
+                (alias, "generate_series")
+            }
+            TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality: false,
+                ..
+            } if array_exprs.len() == 1 => (alias, "unnest"),
+            _ => return ControlFlow::Continue(()),
+        };
+        let alias = alias.get_or_insert_with(|| TableAlias {
+            explicit: true,
+            name: Ident::new(function),
+            columns: Vec::new(),
+            at: None,
+        });
+        if alias.columns.is_empty() {
+            alias.columns = vec![TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            }];
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -2,6 +2,11 @@
 //! SCRAM-SHA-256 (the default), md5 or a cleartext password — or no check at
 //! all (trust), which the server allows only when told to or on loopback.
 //!
+//! A user's password may be given as a SCRAM verifier (PostgreSQL's
+//! `SCRAM-SHA-256$...` form, from `fusegate hash-password` or `pg_authid`),
+//! so no password need be written down: such users log in with SCRAM or a
+//! cleartext password, not md5, as in PostgreSQL.
+//!
 //! Every failure, unknown user included, gets the same 28P01 message, so a
 //! client learns nothing about which users exist.
 
@@ -10,11 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
-use pgwire::api::auth::{AuthSource, LoginInfo, Password};
-use pgwire::error::PgWireResult;
-
+use super::scram::{self, Verifier};
 use crate::error::{Error, ErrorKind, Result};
 use crate::session::Role;
 
@@ -55,9 +56,18 @@ impl fmt::Display for AuthMethod {
     }
 }
 
-/// The users who may log in, with their passwords.
+/// A configured user's credentials.
+#[derive(Clone)]
+struct User {
+    /// The password, when it was configured in cleartext (md5 needs it).
+    password: Option<String>,
+    verifier: Verifier,
+    role: Role,
+}
+
+/// The users who may log in, with their credentials.
 #[derive(Clone, Default)]
-pub struct Users(HashMap<String, (String, Role)>);
+pub struct Users(HashMap<String, User>);
 
 impl fmt::Debug for Users {
     // Names only: passwords never reach a log.
@@ -71,17 +81,19 @@ impl Users {
         self.0.is_empty()
     }
 
-    pub fn password(&self, user: &str) -> Option<&str> {
-        self.0.get(user).map(|(password, _)| password.as_str())
+    /// The user's SCRAM verifier.
+    pub fn verifier(&self, user: &str) -> Option<&Verifier> {
+        self.0.get(user).map(|u| &u.verifier)
     }
 
     /// The user's role; configured users without one, and everyone when
     /// no users are configured (trust), are admins.
     pub fn role(&self, user: &str) -> Role {
-        self.0.get(user).map(|(_, role)| *role).unwrap_or_default()
+        self.0.get(user).map(|u| u.role).unwrap_or_default()
     }
 
-    /// Adds `name:password` or `name/role:password`.
+    /// Adds `name:password` or `name/role:password`; the password may be a
+    /// SCRAM verifier.
     pub fn add(&mut self, spec: &str) -> Result<()> {
         let (name, password) = spec.split_once(':').ok_or_else(|| {
             Error::new(
@@ -99,8 +111,25 @@ impl Users {
                 "a user name cannot be empty",
             ));
         }
-        self.0
-            .insert(name.to_string(), (password.to_string(), role));
+        let user = match Verifier::parse(password) {
+            Some(verifier) => User {
+                password: None,
+                verifier,
+                role,
+            },
+            None if password.starts_with("SCRAM-SHA-256$") => {
+                return Err(Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("the SCRAM verifier of user \"{name}\" is malformed"),
+                ));
+            }
+            None => User {
+                password: Some(password.to_string()),
+                verifier: Verifier::from_password(password),
+                role,
+            },
+        };
+        self.0.insert(name.to_string(), user);
         Ok(())
     }
 
@@ -130,64 +159,47 @@ impl Users {
 pub struct AuthConfig {
     pub method: AuthMethod,
     pub users: Arc<Users>,
+    /// Seeds the mock SCRAM salts of unknown users (fixed per server run).
+    mock_secret: Arc<Vec<u8>>,
 }
 
 impl AuthConfig {
-    pub fn trust() -> AuthConfig {
+    pub fn new(method: AuthMethod, users: Users) -> AuthConfig {
         AuthConfig {
-            method: AuthMethod::Trust,
-            users: Arc::new(Users::default()),
+            method,
+            users: Arc::new(users),
+            mock_secret: Arc::new(scram::random_bytes(32)),
         }
     }
 
-    /// The SCRAM verifier source, when SCRAM is the method.
-    pub(super) fn scram(&self, tls_cert_pem: Option<&[u8]>) -> Result<Option<ScramAuth>> {
-        if self.method != AuthMethod::ScramSha256 {
-            return Ok(None);
+    pub fn trust() -> AuthConfig {
+        AuthConfig::new(AuthMethod::Trust, Users::default())
+    }
+
+    /// The verifier a SCRAM exchange with `user` runs against: an unknown
+    /// user gets a mock one no password matches, so the exchange fails the
+    /// same way a wrong password does.
+    pub(super) fn scram_verifier(&self, user: &str) -> Verifier {
+        match self.users.verifier(user) {
+            Some(v) => v.clone(),
+            None => Verifier::mock(user, &self.mock_secret),
         }
-        let mut scram = ScramAuth::new(Arc::new(ScramSource(self.users.clone())));
-        if let Some(pem) = tls_cert_pem {
-            // Lets clients bind the exchange to the TLS channel (SCRAM-SHA-256-PLUS).
-            scram.configure_certificate(pem).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidParameterValue,
-                    format!("the TLS certificate cannot be used for SCRAM channel binding: {e}"),
-                )
-            })?;
-        }
-        Ok(Some(scram))
     }
 
     /// Whether `password`, sent in cleartext, is `user`'s.
     pub(super) fn check_cleartext(&self, user: &str, password: &str) -> bool {
-        self.users.password(user) == Some(password)
+        self.users
+            .verifier(user)
+            .is_some_and(|v| v.matches_password(password))
     }
 
-    /// Whether the md5 answer to `salt` is `user`'s.
+    /// Whether the md5 answer to `salt` is `user`'s (never, for a user
+    /// configured with a SCRAM verifier).
     pub(super) fn check_md5(&self, user: &str, answer: &str, salt: &[u8]) -> bool {
-        self.users.password(user).is_some_and(|password| {
+        let password = self.users.0.get(user).and_then(|u| u.password.as_deref());
+        password.is_some_and(|password| {
             pgwire::api::auth::md5pass::hash_md5_password(user, password, salt) == answer
         })
-    }
-}
-
-/// SCRAM needs the salted password; it is derived from the configured one
-/// with a fresh salt per login. An unknown user gets a random one, so the
-/// exchange fails the same way a wrong password does.
-#[derive(Debug)]
-struct ScramSource(Arc<Users>);
-
-#[async_trait]
-impl AuthSource for ScramSource {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
-        let random = uuid::Uuid::new_v4().to_string();
-        let password = login
-            .user()
-            .and_then(|u| self.0.password(u))
-            .unwrap_or(&random);
-        let salted = gen_salted_password(password, &salt, 4096);
-        Ok(Password::new(Some(salt), salted))
     }
 }
 
@@ -206,23 +218,34 @@ mod tests {
     fn users_and_methods() {
         let mut users = Users::default();
         users.add("alice:s3cret:with:colons").unwrap();
-        assert_eq!(users.password("alice"), Some("s3cret:with:colons"));
+        assert!(
+            users
+                .verifier("alice")
+                .unwrap()
+                .matches_password("s3cret:with:colons")
+        );
         assert!(users.add("nobody").is_err());
+        let hashed = Verifier::from_password("pencil").to_string();
+        users.add(&format!("carol/readonly:{hashed}")).unwrap();
+        assert!(users.add("dave:SCRAM-SHA-256$4096:bad").is_err());
         assert!(!format!("{users:?}").contains("s3cret"));
         assert_eq!(
             "SCRAM-SHA-256".parse::<AuthMethod>(),
             Ok(AuthMethod::ScramSha256)
         );
         assert!("kerberos".parse::<AuthMethod>().is_err());
-        let config = AuthConfig {
-            method: AuthMethod::Md5,
-            users: Arc::new(users),
-        };
+        let config = AuthConfig::new(AuthMethod::Md5, users);
         let answer =
             pgwire::api::auth::md5pass::hash_md5_password("alice", "s3cret:with:colons", b"salt");
         assert!(config.check_md5("alice", &answer, b"salt"));
         assert!(!config.check_md5("alice", &answer, b"tlas"));
         assert!(!config.check_md5("bob", &answer, b"salt"));
         assert!(!config.check_cleartext("alice", "wrong"));
+        assert!(config.check_cleartext("alice", "s3cret:with:colons"));
+        // A hashed credential logs in with a cleartext password, never md5.
+        assert!(config.check_cleartext("carol", "pencil"));
+        let carol = pgwire::api::auth::md5pass::hash_md5_password("carol", "pencil", b"salt");
+        assert!(!config.check_md5("carol", &carol, b"salt"));
+        assert_eq!(config.users.role("carol"), Role::ReadOnly);
     }
 }

@@ -9,6 +9,7 @@ mod copy;
 mod encode;
 mod error;
 mod pgtext;
+pub mod scram;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -17,15 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
-use pgwire::api::auth::sasl::scram::ScramAuth;
-use pgwire::api::auth::sasl::{SASLState, SCRAM_SHA_256_METHOD, SCRAM_SHA_256_PLUS_METHOD};
+use pgwire::api::auth::sasl::{SCRAM_SHA_256_METHOD, SCRAM_SHA_256_PLUS_METHOD};
 use pgwire::api::auth::{
     LoginInfo, ServerParameterProvider, StartupHandler, finish_authentication,
     protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::{CopyHandler, send_copy_in_response};
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
@@ -35,19 +35,19 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{
+    Describe, Execute, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::{
-    Authentication, ParameterStatus, PasswordMessageFamily, SecretKey,
-};
+use pgwire::messages::startup::{Authentication, ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
@@ -62,6 +62,11 @@ use crate::session::{
 use crate::sql::Statement;
 
 pub use self::auth::{AuthConfig, AuthMethod, Users};
+
+/// The SCRAM-SHA-256 verifier of `password` (fresh salt), in PostgreSQL's form.
+pub fn hash_password(password: &str) -> String {
+    scram::Verifier::from_password(password).to_string()
+}
 
 /// How the wire layer admits clients.
 #[derive(Debug, Clone)]
@@ -79,7 +84,8 @@ pub struct WireConfig {
 pub struct WireContext {
     pub instance: Arc<Instance>,
     config: WireConfig,
-    scram: Option<ScramAuth>,
+    /// The TLS certificate's hash, for SCRAM channel binding (SCRAM-SHA-256-PLUS).
+    cert_hash: Option<Vec<u8>>,
     pids: RandomPidSecretKeyGenerator,
     next_session: AtomicU64,
     /// Running sessions by backend pid: their cancel key and interrupt switch.
@@ -88,11 +94,19 @@ pub struct WireContext {
 
 impl WireContext {
     pub fn new(instance: Arc<Instance>, config: WireConfig) -> Result<Arc<WireContext>, Error> {
-        let scram = config.auth.scram(config.tls_cert_pem.as_deref())?;
+        let cert_hash = match &config.tls_cert_pem {
+            Some(pem) => Some(scram::certificate_hash(pem).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("the TLS certificate cannot be used for SCRAM channel binding: {e}"),
+                )
+            })?),
+            None => None,
+        };
         Ok(Arc::new(WireContext {
             instance,
             config,
-            scram,
+            cert_hash,
             pids: RandomPidSecretKeyGenerator::default(),
             next_session: AtomicU64::new(1),
             sessions: Default::default(),
@@ -155,8 +169,13 @@ fn key_bytes(key: &SecretKey) -> Vec<u8> {
 enum Exchange {
     Start,
     Cleartext,
-    Md5 { salt: [u8; 4] },
-    Scram(SASLState),
+    Md5 {
+        salt: [u8; 4],
+    },
+    /// SCRAM offered; the client's first message not yet received.
+    ScramStart,
+    /// Server-first sent; waiting for the client's proof.
+    Scram(Box<scram::Exchange>),
 }
 
 /// The handlers of one connection.
@@ -169,6 +188,9 @@ pub struct Connection {
     pid: std::sync::Mutex<Option<i32>>,
     /// The client speaks TLS.
     secure: std::sync::atomic::AtomicBool,
+    /// A response `on_execute` already produced, for pgwire's Execute to send
+    /// (see `on_execute`).
+    executed: std::sync::Mutex<Option<Response>>,
 }
 
 impl Connection {
@@ -183,6 +205,7 @@ impl Connection {
             exchange: Mutex::new(Exchange::Start),
             pid: std::sync::Mutex::new(None),
             secure: std::sync::atomic::AtomicBool::new(false),
+            executed: std::sync::Mutex::new(None),
         })
     }
 }
@@ -312,16 +335,10 @@ impl StartupHandler for Connection {
                         Authentication::MD5Password(salt.to_vec())
                     }
                     AuthMethod::ScramSha256 => {
-                        *exchange = Exchange::Scram(SASLState::Initial);
+                        *exchange = Exchange::ScramStart;
                         let mut mechanisms = vec![SCRAM_SHA_256_METHOD.to_string()];
-                        if self
-                            .ctx
-                            .scram
-                            .as_ref()
-                            .is_some_and(|s| s.supports_channel_binding())
-                            // Channel binding needs the TLS channel it binds to.
-                            && client.is_secure()
-                        {
+                        // Channel binding needs the TLS channel it binds to.
+                        if self.ctx.cert_hash.is_some() && client.is_secure() {
                             mechanisms.push(SCRAM_SHA_256_PLUS_METHOD.to_string());
                         }
                         Authentication::SASL(mechanisms)
@@ -352,37 +369,50 @@ impl StartupHandler for Connection {
                             .auth
                             .check_md5(&user, &answer.password, salt)
                     }
-                    Exchange::Scram(state) => {
-                        let Some(scram) = &self.ctx.scram else {
-                            return Err(PgWireError::InvalidSASLState);
-                        };
-                        let message = if let SASLState::Initial = state {
-                            let initial = message.into_sasl_initial_response()?;
-                            if ![SCRAM_SHA_256_METHOD, SCRAM_SHA_256_PLUS_METHOD]
-                                .contains(&initial.auth_method.as_str())
-                            {
+                    Exchange::ScramStart => {
+                        let initial = message.into_sasl_initial_response()?;
+                        let plus = match initial.auth_method.as_str() {
+                            SCRAM_SHA_256_METHOD => false,
+                            SCRAM_SHA_256_PLUS_METHOD => true,
+                            _ => {
                                 return Err(PgWireError::UnsupportedSASLAuthMethod(
                                     initial.auth_method,
                                 ));
                             }
-                            *state = SASLState::ScramClientFirstReceived;
-                            PasswordMessageFamily::SASLInitialResponse(initial)
-                        } else {
-                            PasswordMessageFamily::SASLResponse(message.into_sasl_response()?)
                         };
-                        match scram.process_scram_message(client, message, state).await {
-                            Ok((response, next)) => {
+                        let cert_hash =
+                            self.ctx.cert_hash.as_deref().filter(|_| client.is_secure());
+                        let verifier = self.ctx.config.auth.scram_verifier(&user);
+                        let data = initial.data.as_deref().unwrap_or_default();
+                        match scram::Exchange::start(verifier, data, plus, cert_hash) {
+                            Ok((next, server_first)) => {
+                                *exchange = Exchange::Scram(Box::new(next));
+                                let response = Authentication::SASLContinue(server_first.into());
                                 client
                                     .send(PgWireBackendMessage::Authentication(response))
                                     .await?;
-                                let finished = matches!(next, SASLState::Finished);
-                                *state = next;
-                                if !finished {
-                                    return Ok(());
-                                }
+                                return Ok(());
+                            }
+                            Err(e) => {
+                                tracing::debug!(user = %user, reason = e.0, "SCRAM exchange refused");
+                                false
+                            }
+                        }
+                    }
+                    Exchange::Scram(state) => {
+                        let response = message.into_sasl_response()?;
+                        match state.finish(&response.data) {
+                            Ok(server_final) => {
+                                let response = Authentication::SASLFinal(server_final.into());
+                                client
+                                    .send(PgWireBackendMessage::Authentication(response))
+                                    .await?;
                                 true
                             }
-                            Err(_) => false,
+                            Err(e) => {
+                                tracing::debug!(user = %user, reason = e.0, "SCRAM exchange refused");
+                                false
+                            }
                         }
                     }
                     Exchange::Start => return Err(PgWireError::InvalidSASLState),
@@ -695,6 +725,52 @@ impl ExtendedQueryHandler for Connection {
         sync_pipeline(self, client).await
     }
 
+    /// Streams a portal's rows to the client as they are produced. pgwire's
+    /// Execute collects all of a portal's rows before sending the first
+    /// (`Portal::fetch`), holding a whole result in memory; it is left only
+    /// what streaming does not need: a row-limited Execute (a cursor-like
+    /// fetch of `max_rows`), and results that are not rows.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => portal,
+            _ => return self._on_execute(client, message).await,
+        };
+        let fresh = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if message.max_rows != 0
+            || !fresh
+            || !matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+        {
+            return self._on_execute(client, message).await;
+        }
+        // As pgwire's Execute does: the status is Sync's to change.
+        let status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), 0).await? {
+            Response::Query(rows) => {
+                *portal.state().lock().await = PortalExecutionState::Finished;
+                send_query_response(client, rows, false).await?;
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                client.set_transaction_status(status);
+                Ok(())
+            }
+            other => {
+                // pgwire's Execute sends it: its do_query call gets this back.
+                if let Ok(mut slot) = self.executed.lock() {
+                    *slot = Some(other);
+                }
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                self._on_execute(client, message).await
+            }
+        }
+    }
+
     /// Describing a statement that returns no rows (INSERT, DDL) answers
     /// ParameterDescription + NoData, as PostgreSQL does; pgwire's default
     /// sends an empty RowDescription when the statement has parameters,
@@ -787,6 +863,10 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // Already run by on_execute, for pgwire to send.
+        if let Some(response) = self.executed.lock().ok().and_then(|mut r| r.take()) {
+            return Ok(response);
+        }
         let prepared = portal.statement.statement.clone();
         let mut guard = self.session.lock().await;
         let session = guard.as_mut().ok_or_else(no_session)?;

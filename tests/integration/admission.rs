@@ -87,6 +87,91 @@ async fn trust_off_loopback_needs_saying() {
     assert_eq!(scalar(&carol, "SELECT 1").await, "1");
 }
 
+/// Hashed credentials: a users file holding SCRAM verifiers, PostgreSQL's or
+/// `fusegate hash-password`'s, and no password.
+#[tokio::test]
+async fn users_file_with_scram_verifiers() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    hash.stdin.take().unwrap().write_all(b"Secret-1\n").unwrap();
+    let out = hash.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let verifier = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{verifier}");
+    assert!(!verifier.contains("Secret-1"));
+    // PostgreSQL 15's verifier of 'pencil' (pg_authid.rolpassword).
+    let pg = "SCRAM-SHA-256$4096:7yGhFlu2oeUjNSzkfj/smg==$r57ZgN1Z2uEnS8IdxR4jYfqPdg28lrMx2UuwHlMZKtY=:nL5+4kvwBIU2KOpez43f1Mt3zyTV4Nb9F2hvSnBsTy8=";
+    let users = temp.path().join("users");
+    std::fs::write(&users, format!("erin:{verifier}\ndave/readonly:{pg}\n")).unwrap();
+    let server = TestServer::start_with(&["--users-file", users.to_str().unwrap()]);
+    let erin = connect(&server, "erin", "Secret-1").await.unwrap();
+    assert_eq!(scalar(&erin, "SELECT current_user").await, "erin");
+    let dave = connect(&server, "dave", "pencil").await.unwrap();
+    let err = dave
+        .simple_query("CREATE TABLE t(a INT)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    for (user, password) in [("erin", "Secret-2"), ("dave", "Pencil")] {
+        let err = connect(&server, user, password).await.err().unwrap();
+        assert_eq!(sqlstate(&err), "28P01", "{err:?}");
+    }
+    let (out, err, ok) = psql(
+        server.port,
+        "host=127.0.0.1 user=dave",
+        "pencil",
+        "SELECT 1",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "1\n");
+
+    // The password method checks a cleartext password against the verifier;
+    // md5 needs the password itself, so hashed users cannot use it.
+    let server = TestServer::start_with(&[
+        "--auth",
+        "password",
+        "--users-file",
+        users.to_str().unwrap(),
+    ]);
+    let (_, err, ok) = psql(
+        server.port,
+        "host=127.0.0.1 user=erin",
+        "Secret-1",
+        "SELECT 1",
+    );
+    assert!(ok, "{err}");
+    let server =
+        TestServer::start_with(&["--auth", "md5", "--users-file", users.to_str().unwrap()]);
+    let err = connect(&server, "dave", "pencil").await.err().unwrap();
+    assert_eq!(sqlstate(&err), "28P01");
+
+    // A malformed verifier stops the server from starting, saying which user.
+    std::fs::write(&users, "frank:SCRAM-SHA-256$4096:nonsense\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fusegate"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--users-file",
+            users.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(temp.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the SCRAM verifier of user \"frank\" is malformed"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn connection_limit() {
     let server = TestServer::start_with(&["--max-connections", "2"]);
@@ -140,8 +225,10 @@ async fn tls_with_psql() {
 
     // verify-full: the certificate is checked against the CA and the host name;
     // SCRAM runs inside the TLS channel.
+    // channel_binding=require: libpq insists on SCRAM-SHA-256-PLUS, bound to
+    // the server's certificate.
     let conninfo = format!(
-        "host=localhost user=alice sslmode=verify-full sslrootcert={}",
+        "host=localhost user=alice sslmode=verify-full sslrootcert={} channel_binding=require",
         cert.display()
     );
     let (out, err, ok) = psql(server.port, &conninfo, "pw", "\\conninfo");

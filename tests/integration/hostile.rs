@@ -32,6 +32,15 @@ fn startup() -> Vec<u8> {
 }
 
 /// Reads until the server closes the socket or stays silent; returns what came.
+/// A frontend message: its type byte, length, then `parts`.
+fn message(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = parts.concat();
+    let mut m = vec![kind];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend(body);
+    m
+}
+
 fn drain(mut s: TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -140,15 +149,35 @@ async fn a_client_that_stops_reading_holds_only_its_own_connection() {
     // A big result the client never reads: the server must stop producing
     // it when the socket's buffers fill, not queue it in memory.
     let sql = b"SELECT g, repeat('x', 100) FROM generate_series(1, 20000000) AS g\0";
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&((sql.len() + 4) as u32).to_be_bytes());
-    q.extend_from_slice(sql);
-    s.write_all(&q).unwrap();
+    s.write_all(&message(b'Q', &[sql])).unwrap();
+    // The same through the extended protocol (Parse, Bind, Execute with no
+    // row limit, Sync), whose rows must stream too.
+    let mut e = raw(&server);
+    e.write_all(&startup()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let none = 0u16.to_be_bytes();
+    let mut pipeline = message(b'P', &[b"\0", sql, &none]);
+    pipeline.extend(message(b'B', &[b"\0\0", &none, &none, &none]));
+    pipeline.extend(message(b'E', &[b"\0", &0u32.to_be_bytes()]));
+    pipeline.extend(message(b'S', &[]));
+    e.write_all(&pipeline).unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = server.rss_bytes();
     still_serves(&server).await;
-    assert!(rss < 512 << 20, "RSS {} MiB while stalled", rss >> 20);
+    assert!(rss < 256 << 20, "RSS {} MiB while stalled", rss >> 20);
+    // Both results did start: rows, not an error, were waiting.
+    for socket in [&mut s, &mut e] {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut head = vec![0u8; 64 << 10];
+        let n = std::io::Read::read(socket, &mut head).unwrap();
+        let head = &head[..n];
+        assert!(head.windows(3).any(|w| w == b"D\0\0"), "no DataRow");
+        assert!(!head.windows(6).any(|w| w == b"SERROR"), "{head:?}");
+    }
     drop(s);
+    drop(e);
     tokio::time::sleep(Duration::from_millis(500)).await;
     still_serves(&server).await;
 }

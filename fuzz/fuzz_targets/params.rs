@@ -1,0 +1,96 @@
+//! Bind parameters as clients send them, decoded the way the extended query
+//! protocol does (arrow-pg's decoding behind pgwire's Portal): every type,
+//! text and binary, typed by the client (Parse OIDs) or by inference. Any
+//! bytes must give a value or an error, never a panic.
+//!
+//! Input: byte 0 picks the type, byte 1 the format (bit 0: binary), whether
+//! the client names the type (bit 1) and NULL (bit 2); the rest is the value.
+#![no_main]
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, IntervalUnit, TimeUnit};
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use pgwire::api::Type;
+use pgwire::api::portal::Portal;
+use pgwire::api::stmt::StoredStatement;
+use pgwire::messages::extendedquery::Bind;
+
+/// The types a client may name in Parse.
+const PG_TYPES: &[Type] = &[
+    Type::BOOL,
+    Type::INT2,
+    Type::INT4,
+    Type::INT8,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::NUMERIC,
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::NAME,
+    Type::BYTEA,
+    Type::DATE,
+    Type::TIME,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::INTERVAL,
+    Type::UUID,
+    Type::JSON,
+    Type::JSONB,
+    Type::OID,
+    Type::CHAR,
+    Type::UNKNOWN,
+    Type::BOOL_ARRAY,
+    Type::INT4_ARRAY,
+    Type::INT8_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::NUMERIC_ARRAY,
+    Type::TIMESTAMP_ARRAY,
+];
+
+/// The types fusegate's planner infers for parameters (the columns' types).
+fn inferred(i: u8) -> DataType {
+    match i % 14 {
+        0 => DataType::Boolean,
+        1 => DataType::Int16,
+        2 => DataType::Int32,
+        3 => DataType::Int64,
+        4 => DataType::Float32,
+        5 => DataType::Float64,
+        6 => DataType::Decimal128(38, 10),
+        7 => DataType::Utf8,
+        8 => DataType::Binary,
+        9 => DataType::Date32,
+        10 => DataType::Time64(TimeUnit::Microsecond),
+        11 => DataType::Timestamp(TimeUnit::Microsecond, None),
+        12 => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ => DataType::Interval(IntervalUnit::MonthDayNano),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [pick, flags, value @ ..] = data else {
+        return;
+    };
+    let named = flags & 2 != 0;
+    let statement = StoredStatement {
+        id: "fuzz".to_string(),
+        statement: (),
+        parameter_types: vec![named.then(|| PG_TYPES[*pick as usize % PG_TYPES.len()].clone())],
+    };
+    let bind = Bind {
+        portal_name: None,
+        statement_name: None,
+        parameter_format_codes: vec![i16::from(flags & 1)],
+        parameters: vec![(flags & 4 == 0).then(|| Bytes::copy_from_slice(value))],
+        result_column_format_codes: vec![],
+    };
+    let Ok(portal) = Portal::try_new(&bind, Arc::new(statement)) else {
+        return;
+    };
+    let inferred = inferred(*pick);
+    let _ = arrow_pg::datatypes::df::deserialize_parameters(&portal, &[Some(&inferred)]);
+});
