@@ -17,6 +17,14 @@ use crate::storage::{BlockWriter, Storage};
 
 /// Rows per Parquet row group inside a block.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per data page. The page index prunes a point lookup to one page per
+/// column, which is decompressed whole: at arrow-rs's default (20,000 rows)
+/// that decompression was most of a lookup's time.
+const PAGE_ROWS: usize = 8 * 1024;
+/// A column's dictionary page, decompressed whole with the one data page a
+/// lookup reads: high-cardinality columns fall back to plain encoding past
+/// this (arrow-rs's default is 1 MiB); low-cardinality ones keep theirs.
+const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
 
 /// How big blocks may grow.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +69,8 @@ impl TableWriter {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_statistics_enabled(EnabledStatistics::Page)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+            .set_data_page_row_count_limit(PAGE_ROWS)
             .build();
         TableWriter {
             arrow_schema: schema.to_arrow(),

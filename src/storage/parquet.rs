@@ -3,9 +3,14 @@
 //!
 //! Errors leave here as `ParquetError::External(fusegate Error)`, so the layers
 //! above can find the storage cause (a missing object, say) in the chain.
+//!
+//! Blocks are immutable, so their footers (metadata and page index) are
+//! decoded once and kept in a bounded cache: a point lookup then costs the
+//! one page it reads, not two or three more round trips and a thrift decode.
 
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -15,13 +20,51 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::errors::{ParquetError, Result as ParquetResult};
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet_opendal::{AsyncReader, AsyncWriter};
 
 use super::Storage;
 
 /// Footer bytes fetched with the first read: our blocks' footers fit in this.
 const FOOTER_PREFETCH: usize = 64 * 1024;
+
+/// Memory the decoded footers of all blocks may hold.
+const FOOTER_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Decoded block footers by object identity (service, root, path, size),
+/// oldest evicted first past [`FOOTER_CACHE_BYTES`].
+#[derive(Default)]
+struct FooterCache {
+    map: HashMap<String, Arc<ParquetMetaData>>,
+    order: VecDeque<(String, usize)>,
+    bytes: usize,
+}
+
+static FOOTERS: LazyLock<Mutex<FooterCache>> = LazyLock::new(Default::default);
+
+fn footers() -> std::sync::MutexGuard<'static, FooterCache> {
+    FOOTERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FooterCache {
+    fn put(&mut self, key: String, meta: Arc<ParquetMetaData>) {
+        let size = meta.memory_size();
+        if size > FOOTER_CACHE_BYTES || self.map.insert(key.clone(), meta).is_some() {
+            return;
+        }
+        self.order.push_back((key, size));
+        self.bytes += size;
+        while self.bytes > FOOTER_CACHE_BYTES {
+            let Some((old, size)) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&old);
+            self.bytes -= size;
+        }
+    }
+}
 
 /// Reads one Parquet block. The OpenDAL reader is created on first use, so
 /// building a `BlockReader` is free and synchronous.
@@ -96,13 +139,34 @@ impl AsyncFileReader for BlockReader {
         .boxed()
     }
 
+    /// The footer with its page index (whatever `options` ask: the page
+    /// index is what prunes a lookup to one page), from the cache when this
+    /// block was opened before.
     fn get_metadata<'a>(
         &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
+        _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
         async move {
-            let result = self.inner().await?.get_metadata(options).await;
-            result.map_err(|e| self.remap(e))
+            let info = self.storage.operator().info();
+            let key = format!(
+                "{}:{}:{}{}:{}",
+                info.scheme(),
+                info.name(),
+                info.root(),
+                self.path,
+                self.size
+            );
+            if let Some(meta) = footers().map.get(&key) {
+                return Ok(meta.clone());
+            }
+            let size = self.size;
+            let reader = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .with_page_index_policy(PageIndexPolicy::Optional);
+            let result = reader.load_and_finish(self.inner().await?, size).await;
+            let meta = Arc::new(result.map_err(|e| self.remap(e))?);
+            footers().put(key, meta.clone());
+            Ok(meta)
         }
         .boxed()
     }
