@@ -89,8 +89,8 @@ struct Args {
     metrics_listen: Option<SocketAddr>,
 
     /// For fault-injection tests only: fail this fraction (0 to 1) of all
-    /// storage requests with temporary errors, which are retried and reported
-    /// like a flaky network's. Never set it in production.
+    /// storage reads with temporary errors (OpenDAL's chaos layer), which are
+    /// retried and reported like a flaky network's. Never set it in production.
     #[arg(
         long,
         env = "FUSEGATE_INJECT_STORAGE_FAULTS",

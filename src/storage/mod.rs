@@ -98,8 +98,9 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     /// Makes every storage opened from now on fail `ratio` (0 to 1) of its
-    /// requests with temporary errors, through OpenDAL's chaos layer: the
-    /// server's `--inject-storage-faults`, for fault-injection tests.
+    /// reads with temporary errors, through OpenDAL's chaos layer (which
+    /// injects reads only): the server's `--inject-storage-faults`, for
+    /// fault-injection tests.
     pub fn inject_faults(ratio: f64) {
         FAULT_RATIO.store(
             ratio.clamp(0.0, 1.0).to_bits(),

@@ -146,13 +146,25 @@ pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Resul
     let mut restored = 0u64;
     let mut checked = 0u64;
 
-    // The snapshot first: everything else is found through it.
+    // The snapshot first: everything else is found through it. Each step
+    // needs the one before it whole, so a restore that fails ends the call,
+    // saying which objects were not restored and what was not reached.
     checked += 1;
+    let mut failed = Vec::new();
     restored += restore(
         &table,
         requests(&plan, std::slice::from_ref(&snapshot_location), &mut lost),
+        &mut failed,
     )
-    .await?;
+    .await;
+    if !failed.is_empty() {
+        return Err(incomplete(
+            &table,
+            restored,
+            failed,
+            "its segments and blocks",
+        ));
+    }
     if !lost.is_empty() {
         return Err(unrestorable(&table, &location.uri(), &lost, restored));
     }
@@ -165,7 +177,15 @@ pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Resul
         .map(|s| s.location.clone())
         .collect();
     checked += segment_paths.len() as u64;
-    restored += restore(&table, requests(&plan, &segment_paths, &mut lost)).await?;
+    restored += restore(
+        &table,
+        requests(&plan, &segment_paths, &mut lost),
+        &mut failed,
+    )
+    .await;
+    if !failed.is_empty() {
+        return Err(incomplete(&table, restored, failed, "the blocks"));
+    }
     let mut blocks = Vec::new();
     for path in segment_paths.iter().filter(|p| !lost.contains(p)) {
         let segment: Segment = read_fresh(&table, path).await?;
@@ -190,9 +210,12 @@ pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Resul
             restored += 1;
         }
     }
-    restored += restore(&table, rest).await?;
+    restored += restore(&table, rest, &mut failed).await;
     table.evict_cache();
     crate::metrics::metrics().objects_restored(restored);
+    if !failed.is_empty() {
+        return Err(incomplete(&table, restored, failed, ""));
+    }
     if !lost.is_empty() {
         return Err(unrestorable(&table, &location.uri(), &lost, restored));
     }
@@ -200,27 +223,67 @@ pub async fn fuse_amend(engine: &Arc<FuseEngine>, db: &str, name: &str) -> Resul
     Ok(AmendReport { checked, restored })
 }
 
-/// Runs a batch of restores; fails after the batch if any failed.
-async fn restore(table: &FuseTable, requests: Vec<(String, Restore)>) -> Result<u64> {
-    if requests.is_empty() {
-        return Ok(0);
-    }
-    let count = requests.len() as u64;
+/// Runs a batch of restores, all of them even when some fail; returns how
+/// many succeeded and adds the failures, with their paths, to `failed`.
+async fn restore(
+    table: &FuseTable,
+    requests: Vec<(String, Restore)>,
+    failed: &mut Vec<(String, Error)>,
+) -> u64 {
+    let paths: Vec<String> = requests.iter().map(|(p, _)| p.clone()).collect();
     let results = table.storage().restore_many(requests).await;
-    let mut failed = results
-        .into_iter()
-        .filter_map(|r| r.err())
-        .collect::<Vec<_>>();
-    if let Some(first) = failed.pop() {
-        let more = failed.len();
-        let e = if more > 0 {
-            first.context(format!("{} restores failed, the last", more + 1))
-        } else {
-            first
-        };
-        return Err(e);
+    let mut done = 0;
+    for (path, result) in paths.into_iter().zip(results) {
+        match result {
+            Ok(()) => done += 1,
+            Err(e) => failed.push((path, e)),
+        }
     }
-    Ok(count)
+    done
+}
+
+/// The error of a call whose restores failed (storage errors, so running it
+/// again may finish the job): how far it got and exactly what is missing.
+fn incomplete(
+    table: &FuseTable,
+    restored: u64,
+    failed: Vec<(String, Error)>,
+    not_reached: &str,
+) -> Error {
+    let root = table.meta().root_dir();
+    let listed: Vec<String> = failed
+        .iter()
+        .take(50)
+        .map(|(p, _)| format!("{root}{p}"))
+        .collect();
+    let more = match failed.len() - listed.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let reached = if not_reached.is_empty() {
+        String::new()
+    } else {
+        format!("; it did not get to {not_reached}")
+    };
+    let Some((_, last)) = failed.last() else {
+        return Error::internal("fuse_amend: no failed restore to report");
+    };
+    let mut error = Error::new(
+        last.kind(),
+        format!(
+            "fuse_amend restored {restored} objects of table {}.{}, but {} restores failed: {}{more}{reached} (the last error: {})",
+            table.db_name(),
+            table.name(),
+            failed.len(),
+            listed.join(", "),
+            last.message()
+        ),
+    )
+    .with_hint("Nothing was lost: run fuse_amend again to restore what is still missing.");
+    if last.is_temporary() {
+        error = error.set_temporary();
+    }
+    error
 }
 
 /// Reads a metadata object directly (a cached copy would hide its absence).

@@ -1,5 +1,5 @@
 //! Storage faults: the server runs with `--inject-storage-faults`, OpenDAL's
-//! chaos layer failing a share of all storage requests (below the retry
+//! chaos layer failing a share of all storage reads (below the retry
 //! layer, as a flaky network would). A mixed workload runs against it and
 //! every statement must either succeed or fail with 58030 and leave its table
 //! exactly as before; after a restart without faults the table holds exactly
