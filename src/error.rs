@@ -45,6 +45,8 @@ pub enum ErrorKind {
     InvalidColumnReference,
     /// 22P02: text that is not a valid value of its type.
     InvalidTextRepresentation,
+    /// 22P03: a bind parameter's binary value is malformed.
+    InvalidBinaryRepresentation,
     /// 22007
     InvalidDatetimeFormat,
     /// 22008
@@ -144,6 +146,7 @@ impl ErrorKind {
             Grouping => "42803",
             InvalidColumnReference => "42P10",
             InvalidTextRepresentation => "22P02",
+            InvalidBinaryRepresentation => "22P03",
             InvalidDatetimeFormat => "22007",
             DatetimeFieldOverflow => "22008",
             NumericValueOutOfRange => "22003",

@@ -1,7 +1,7 @@
-//! Bind parameters as clients send them, decoded the way the extended query
-//! protocol does (arrow-pg's decoding behind pgwire's Portal): every type,
-//! text and binary, typed by the client (Parse OIDs) or by inference. Any
-//! bytes must give a value or an error, never a panic.
+//! Bind parameters as clients send them, decoded as Execute does
+//! (`fusegate::wire::decode_parameters`: fusegate's checks, then arrow-pg):
+//! every type, text and binary, typed by the client (Parse OIDs) or by
+//! inference. Any bytes must give a value or an error, never a panic.
 //!
 //! Input: byte 0 picks the type, byte 1 the format (bit 0: binary), whether
 //! the client names the type (bit 1) and NULL (bit 2); the rest is the value.
@@ -76,21 +76,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let named = flags & 2 != 0;
-    let statement = StoredStatement {
-        id: "fuzz".to_string(),
-        statement: (),
-        parameter_types: vec![named.then(|| PG_TYPES[*pick as usize % PG_TYPES.len()].clone())],
-    };
-    let bind = Bind {
-        portal_name: None,
-        statement_name: None,
-        parameter_format_codes: vec![i16::from(flags & 1)],
-        parameters: vec![(flags & 4 == 0).then(|| Bytes::copy_from_slice(value))],
-        result_column_format_codes: vec![],
-    };
+    let statement = StoredStatement::new(
+        "fuzz".to_string(),
+        (),
+        vec![named.then(|| PG_TYPES[*pick as usize % PG_TYPES.len()].clone())],
+    );
+    let bind = Bind::new(
+        None,
+        None,
+        vec![i16::from(flags & 1)],
+        vec![(flags & 4 == 0).then(|| Bytes::copy_from_slice(value))],
+        vec![],
+    );
     let Ok(portal) = Portal::try_new(&bind, Arc::new(statement)) else {
         return;
     };
     let inferred = inferred(*pick);
-    let _ = arrow_pg::datatypes::df::deserialize_parameters(&portal, &[Some(&inferred)]);
+    let _ = fusegate::wire::decode_parameters(&portal, &[Some(&inferred)]);
 });

@@ -8,6 +8,7 @@ mod auth;
 mod copy;
 mod encode;
 mod error;
+mod params;
 mod pgtext;
 pub mod scram;
 
@@ -51,8 +52,8 @@ use pgwire::messages::startup::{Authentication, ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
+use self::error::fatal;
 pub use self::error::to_pgwire;
-use self::error::{fatal, from_pgwire};
 use crate::error::{Error, ErrorKind};
 use crate::fuse::DEFAULT_DATABASE;
 use crate::query::Interrupt;
@@ -62,6 +63,9 @@ use crate::session::{
 use crate::sql::Statement;
 
 pub use self::auth::{AuthConfig, AuthMethod, Users};
+
+/// Bind parameters as Execute decodes them (for the `params` fuzz target).
+pub use self::params::decode as decode_parameters;
 
 /// The SCRAM-SHA-256 verifier of `password` (fresh salt), in PostgreSQL's form.
 pub fn hash_password(password: &str) -> String {
@@ -873,11 +877,11 @@ impl ExtendedQueryHandler for Connection {
         let params = if portal.parameter_len() > 0 {
             let inferred: Vec<Option<&arrow::datatypes::DataType>> =
                 prepared.param_types.iter().map(|t| t.as_ref()).collect();
-            match arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred) {
+            match params::decode(portal, &inferred) {
                 Ok(values) => Some(values),
                 Err(e) => {
                     session.statement_failed();
-                    return Err(to_pgwire(from_pgwire(e)));
+                    return Err(to_pgwire(e));
                 }
             }
         } else {

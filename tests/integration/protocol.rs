@@ -111,6 +111,54 @@ async fn prepared_statements_and_parameters() {
     assert_eq!(show.len(), 2);
 }
 
+/// A binary parameter value of the wrong size for its type, as a buggy
+/// driver might send: 22P03, as in PostgreSQL, and the session carries on.
+#[derive(Debug)]
+struct Truncated;
+
+impl tokio_postgres::types::ToSql for Truncated {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[0, 0]);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+#[tokio::test]
+async fn malformed_binary_parameters_are_refused() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    for ty in [
+        Type::INTERVAL,
+        Type::INT8,
+        Type::TIMESTAMP,
+        Type::UUID,
+        Type::FLOAT8,
+    ] {
+        let stmt = c
+            .prepare_typed("SELECT $1", std::slice::from_ref(&ty))
+            .await
+            .unwrap();
+        let err = c.query(&stmt, &[&Truncated]).await.unwrap_err();
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{ty}: {err:?}"));
+        assert_eq!(db.code().code(), "22P03", "{ty}: {db:?}");
+        assert_eq!(
+            db.message(),
+            "incorrect binary data format in bind parameter 1"
+        );
+    }
+    assert_eq!(scalar(&c, "SELECT 1").await, "1");
+}
+
 #[tokio::test]
 async fn portals_fetch_in_batches() {
     let server = TestServer::start();

@@ -1,0 +1,100 @@
+//! Bind parameters, decoded by arrow-pg into DataFusion values — after a
+//! check that a binary value has its type's size, since some decoders read
+//! that many bytes without looking (a 2-byte binary interval panicked; the
+//! `params` fuzz target found it). A bad value is PostgreSQL's 22P03.
+
+use arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use pgwire::api::Type;
+use pgwire::api::portal::Portal;
+
+use super::error::from_pgwire;
+use crate::error::{Error, ErrorKind};
+
+/// Decodes `portal`'s parameters; `inferred` are the types the plan expects.
+pub fn decode<S: Clone>(
+    portal: &Portal<S>,
+    inferred: &[Option<&DataType>],
+) -> Result<ParamValues, Error> {
+    for (i, value) in portal.parameters.iter().enumerate() {
+        let Some(value) = value else { continue };
+        if !portal.parameter_format.is_binary(i) {
+            continue;
+        }
+        let hinted = portal.statement.parameter_types.get(i).cloned().flatten();
+        let ty = hinted.or_else(|| {
+            inferred
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
+        });
+        let malformed = || {
+            Error::new(
+                ErrorKind::InvalidBinaryRepresentation,
+                format!("incorrect binary data format in bind parameter {}", i + 1),
+            )
+        };
+        if let Some(size) = ty.as_ref().and_then(binary_size)
+            && value.len() != size
+        {
+            return Err(malformed());
+        }
+        if ty == Some(Type::NUMERIC) {
+            check_numeric(value).map_err(|overflow| match overflow {
+                true => Error::new(
+                    ErrorKind::NumericValueOutOfRange,
+                    format!("bind parameter {} is outside the numeric range fusegate accepts as a binary parameter (28 digits)", i + 1),
+                ),
+                false => malformed(),
+            })?;
+        }
+    }
+    arrow_pg::datatypes::df::deserialize_parameters(portal, inferred).map_err(from_pgwire)
+}
+
+/// The size of a fixed-size type's binary form.
+fn binary_size(ty: &Type) -> Option<usize> {
+    Some(match *ty {
+        Type::BOOL | Type::CHAR => 1,
+        Type::INT2 => 2,
+        Type::INT4 | Type::OID | Type::FLOAT4 | Type::DATE => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+        Type::TIMETZ => 12,
+        Type::INTERVAL | Type::UUID => 16,
+        _ => return None,
+    })
+}
+
+/// Checks a binary NUMERIC (ndigits, weight, sign, dscale, then base-10000
+/// digits) as PostgreSQL's numeric_recv does, and that it fits the decimal
+/// arrow-pg decodes it into (28 digits; beyond, its decoder panics).
+/// `Err(true)`: too large; `Err(false)`: malformed.
+fn check_numeric(raw: &[u8]) -> Result<(), bool> {
+    let word = |i: usize| -> Result<u16, bool> {
+        raw.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(false)
+    };
+    let ndigits = usize::from(word(0)?);
+    let weight = word(2)? as i16;
+    let sign = word(4)?;
+    let dscale = word(6)?;
+    if raw.len() != 8 + 2 * ndigits
+        || !matches!(sign, 0x0000 | 0x4000 | 0xC000 | 0xD000 | 0xF000)
+        || dscale > 0x3FFF
+    {
+        return Err(false);
+    }
+    for d in 0..ndigits {
+        if word(8 + 2 * d)? > 9999 {
+            return Err(false);
+        }
+    }
+    // Whole digits, then fractional digits, in groups of four.
+    let fraction_groups = ndigits as i32 - i32::from(weight) - 1;
+    if dscale > 28 || (ndigits > 0 && (!(-8..=6).contains(&weight) || fraction_groups > 7)) {
+        return Err(true);
+    }
+    Ok(())
+}
