@@ -50,7 +50,19 @@ pub fn decode<S: Clone>(
             })?;
         }
     }
-    arrow_pg::datatypes::df::deserialize_parameters(portal, inferred).map_err(from_pgwire)
+    // arrow-pg panics on some values the checks above let through (a text
+    // numeric[] such as `{,4}`): that must cost the statement, not the
+    // connection.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        arrow_pg::datatypes::df::deserialize_parameters(portal, inferred)
+    }));
+    match decoded {
+        Ok(result) => result.map_err(from_pgwire),
+        Err(_) => Err(Error::new(
+            ErrorKind::InvalidParameterValue,
+            "a bind parameter could not be decoded as its type",
+        )),
+    }
 }
 
 /// The size of a fixed-size type's binary form.
@@ -91,9 +103,12 @@ fn check_numeric(raw: &[u8]) -> Result<(), bool> {
             return Err(false);
         }
     }
-    // Whole digits, then fractional digits, in groups of four.
-    let fraction_groups = ndigits as i32 - i32::from(weight) - 1;
-    if dscale > 28 || (ndigits > 0 && (!(-8..=6).contains(&weight) || fraction_groups > 7)) {
+    // The groups from the highest (10000^weight, or the units) down to the
+    // lowest digit (or the units) make the decimal's mantissa: 7 groups are
+    // 28 digits. The decoder uses the weight even with no digits.
+    let lowest = i32::from(weight) - ndigits as i32 + 1;
+    let span = i32::from(weight).max(0) - lowest.min(0) + 1;
+    if dscale > 28 || span > 7 {
         return Err(true);
     }
     Ok(())
