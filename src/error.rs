@@ -79,6 +79,9 @@ pub enum ErrorKind {
     ObjectNotInPrerequisiteState,
     /// 40001: a concurrent writer changed what this statement read.
     SerializationFailure,
+    /// 40003: a commit was sent but whether it took effect could not be
+    /// told (its answer was lost and checking failed too).
+    CompletionUnknown,
     /// 25P02
     InFailedTransaction,
     /// 25001
@@ -163,6 +166,7 @@ impl ErrorKind {
             ObjectInUse => "55006",
             ObjectNotInPrerequisiteState => "55000",
             SerializationFailure => "40001",
+            CompletionUnknown => "40003",
             InFailedTransaction => "25P02",
             ActiveTransaction => "25001",
             NoActiveTransaction => "25P01",
@@ -246,6 +250,12 @@ impl Error {
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
+    }
+
+    /// After a failed commit: whether it may have taken effect anyway, in
+    /// which case what it wrote must be kept, not cleaned up.
+    pub fn commit_may_have_happened(&self) -> bool {
+        self.kind == ErrorKind::CompletionUnknown
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -88,16 +88,20 @@ struct Args {
     #[arg(long, env = "FUSEGATE_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
 
-    /// For fault-injection tests only: fail this fraction (0 to 1) of all
-    /// storage reads with temporary errors (OpenDAL's chaos layer), which are
-    /// retried and reported like a flaky network's. Never set it in production.
+    /// For fault-injection tests only: fail this fraction (0 to 1) of
+    /// storage operations with temporary errors, which are retried and
+    /// reported like a flaky network's. One ratio for all (`0.3`) or one per
+    /// operation (`restore=0.6,read=0.1`; read, write, list, delete, stat,
+    /// restore). Reads fail through OpenDAL's chaos layer, the rest through
+    /// fusegate's own, half of the writes and restores after the store did
+    /// the work (a lost answer). Never set it in production.
     #[arg(
         long,
         env = "FUSEGATE_INJECT_STORAGE_FAULTS",
         value_name = "RATIO",
-        default_value_t = 0.0
+        default_value = "0"
     )]
-    inject_storage_faults: f64,
+    inject_storage_faults: fusegate::storage::FaultRatios,
 
     /// Most sessions at once; more are refused with SQLSTATE 53300.
     #[arg(long, env = "FUSEGATE_MAX_CONNECTIONS", default_value_t = 100)]
@@ -355,9 +359,9 @@ async fn run() -> ExitCode {
     } else {
         AuthMethod::ScramSha256
     });
-    if args.inject_storage_faults > 0.0 {
+    if args.inject_storage_faults.any() {
         tracing::warn!(
-            ratio = args.inject_storage_faults,
+            ratios = ?args.inject_storage_faults,
             "injecting storage faults (--inject-storage-faults): for tests only"
         );
         fusegate::storage::Storage::inject_faults(args.inject_storage_faults);

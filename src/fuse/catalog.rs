@@ -349,7 +349,14 @@ impl Catalog {
         loop {
             next.version = version;
             let path = version_path(version);
-            if self.meta.write_if_absent(&path, encode(&next)?).await? {
+            let bytes = encode(&next)?;
+            if self.meta.write_if_absent(&path, bytes.clone()).await? {
+                break;
+            }
+            // A write whose answer was lost and was sent again finds its own
+            // object there: that is a commit, not a lost race.
+            if self.is_ours(&path, &bytes).await? {
+                tracing::debug!(version, "the catalog version is ours: its first answer was lost");
                 break;
             }
             // Someone else holds this version. If it is a crashed commit, take
@@ -372,6 +379,29 @@ impl Catalog {
             self.prune(version).await;
         }
         Ok(Some(self.cached()))
+    }
+
+    /// Whether the object at `path` holds exactly `bytes`. Until that is
+    /// known the commit may or may not have happened, so a failure to tell is
+    /// `CompletionUnknown`, after which callers keep what they wrote.
+    async fn is_ours(&self, path: &str, bytes: &Bytes) -> Result<bool> {
+        let mut last = None;
+        for attempt in 0..10u64 {
+            match self.meta.read(path).await {
+                Ok(found) => return Ok(found == *bytes),
+                Err(e) if e.kind() == ErrorKind::ObjectNotFound => return Ok(false),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        let detail = last.map(|e| e.message().to_string()).unwrap_or_default();
+        Err(Error::new(
+            ErrorKind::CompletionUnknown,
+            format!(
+                "could not tell whether the commit took effect: catalog version {path} cannot be read ({detail})"
+            ),
+        )
+        .with_hint("The statement may have been applied: check the table before running it again."))
     }
 
     /// Removes versions older than the newest `KEEP_VERSIONS`.

@@ -163,7 +163,9 @@ impl FuseTable {
                 Ok(report)
             }
             Err(e) => {
-                let _ = self.storage().delete_many(written).await;
+                if !e.commit_may_have_happened() {
+                    let _ = self.storage().delete_many(written).await;
+                }
                 Err(e)
             }
         }

@@ -116,14 +116,16 @@ pub async fn write_blocks(
     Ok((writer.finish().await?, rows))
 }
 
-/// Commits blocks as an append; removes them if the commit fails.
+/// Commits blocks as an append; removes them if the commit surely failed.
 pub async fn commit_blocks(table: &FuseTable, blocks: Vec<BlockMeta>) -> Result<()> {
     if blocks.is_empty() {
         return Ok(());
     }
     let paths: Vec<String> = blocks.iter().map(|b| b.location.clone()).collect();
     if let Err(e) = table.commit_append(blocks).await {
-        let _ = table.storage().delete_many(paths).await;
+        if !e.commit_may_have_happened() {
+            let _ = table.storage().delete_many(paths).await;
+        }
         return Err(e);
     }
     Ok(())

@@ -222,7 +222,9 @@ async fn mutate(
     }
     .await;
     if let Err(e) = outcome {
-        let _ = table.storage().delete_many(written).await;
+        if !e.commit_may_have_happened() {
+            let _ = table.storage().delete_many(written).await;
+        }
         return Err(e);
     }
     Ok(affected)

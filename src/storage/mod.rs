@@ -5,6 +5,7 @@
 //! paths relative to its root and in fusegate [`Error`]s, with the storage
 //! service's secrets scrubbed from every message.
 
+mod faults;
 mod location;
 mod parquet;
 
@@ -20,6 +21,7 @@ pub(crate) use self::location::parse_bool;
 pub use self::location::{Scheme, StorageLocation};
 pub use self::parquet::{BlockReader, BlockWriter};
 use crate::error::{Error, ErrorKind, Result};
+pub use faults::FaultRatios;
 
 /// How many requests a batch operation (restore, delete) keeps in flight.
 pub const IO_CONCURRENCY: usize = 64;
@@ -98,14 +100,11 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     /// Makes every storage opened from now on fail `ratio` (0 to 1) of its
-    /// reads with temporary errors, through OpenDAL's chaos layer (which
-    /// injects reads only): the server's `--inject-storage-faults`, for
-    /// fault-injection tests.
-    pub fn inject_faults(ratio: f64) {
-        FAULT_RATIO.store(
-            ratio.clamp(0.0, 1.0).to_bits(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    /// operations with temporary errors: reads through OpenDAL's chaos layer,
+    /// writes, lists, deletes, stats and restores through [`faults::FaultLayer`].
+    /// The server's `--inject-storage-faults`, for fault-injection tests.
+    pub fn inject_faults(ratios: FaultRatios) {
+        let _ = INJECTED_FAULTS.set(ratios);
     }
 
     /// Builds the operator for a location. Building never touches the network;
@@ -157,8 +156,10 @@ impl Storage {
         };
         // Injected faults sit below the retry layer: they are retried, and
         // surface, exactly as a flaky network's would.
-        let op = match injected_fault_ratio() {
-            ratio if ratio > 0.0 => op.layer(opendal::layers::ChaosLayer::new(ratio)),
+        let op = match INJECTED_FAULTS.get() {
+            Some(ratios) if ratios.any() => op
+                .layer(opendal::layers::ChaosLayer::new(ratios.read))
+                .layer(faults::FaultLayer::new(*ratios)),
             _ => op,
         };
         let op = op
@@ -243,12 +244,20 @@ impl Storage {
     }
 
     pub async fn read(&self, path: &str) -> Result<Bytes> {
-        let buf = self
-            .op
-            .read(path)
-            .await
-            .map_err(|e| self.map_err(e, "read", path))?;
-        Ok(buf.to_bytes())
+        let mut attempts = 0;
+        loop {
+            match self.op.read(path).await {
+                Ok(buf) => return Ok(buf.to_bytes()),
+                // The retry layer resumes a whole-object read that broke off
+                // at the offset it reached; when that was the object's end,
+                // the store answers 416. Read it again from the start.
+                Err(e) if e.kind() == OdErrorKind::RangeNotSatisfied && attempts < 3 => {
+                    attempts += 1;
+                    tracing::debug!(path, "a resumed read found the object's end; reading again");
+                }
+                Err(e) => return Err(self.map_err(e, "read", path)),
+            }
+        }
     }
 
     pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
@@ -469,11 +478,8 @@ fn scrub(text: &str, secrets: &[String]) -> String {
 }
 
 /// The fraction of storage requests to fail on purpose (f64 bits; 0: none).
-static FAULT_RATIO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn injected_fault_ratio() -> f64 {
-    f64::from_bits(FAULT_RATIO.load(std::sync::atomic::Ordering::Relaxed))
-}
+/// Set once at startup by `--inject-storage-faults`.
+static INJECTED_FAULTS: std::sync::OnceLock<FaultRatios> = std::sync::OnceLock::new();
 
 #[cfg(test)]
 mod tests {

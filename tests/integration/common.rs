@@ -180,6 +180,13 @@ impl TestServer {
         self.kill9();
         self.spawn();
     }
+
+    /// Restarts on the same data directory with other flags (beyond --listen,
+    /// --data-dir and --log).
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
 }
 
 impl Drop for TestServer {

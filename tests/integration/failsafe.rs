@@ -6,7 +6,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use crate::common::{TestServer, column, rows, sqlstate};
 use crate::s3::S3;
 
-async fn amend(
+pub(crate) async fn amend(
     c: &Client,
     db: &str,
     table: &str,

@@ -1,6 +1,8 @@
-//! Storage faults: the server runs with `--inject-storage-faults`, OpenDAL's
-//! chaos layer failing a share of all storage reads (below the retry
-//! layer, as a flaky network would). A mixed workload runs against it and
+//! Storage faults: the server runs with `--inject-storage-faults`, failing a
+//! share of all storage operations below the retry layer, as a flaky network
+//! would: reads through OpenDAL's chaos layer; writes, lists, deletes, stats
+//! and restores through fusegate's own, half of them after the store did the
+//! work (a lost answer). A mixed workload runs against it and
 //! every statement must either succeed or fail with 58030 and leave its table
 //! exactly as before; after a restart without faults the table holds exactly
 //! what the successful statements wrote, and nothing it references is missing.
@@ -12,6 +14,8 @@ use futures::{SinkExt, pin_mut};
 use tokio_postgres::Client;
 
 use crate::common::{TestServer, rows, sqlstate};
+use crate::failsafe::amend;
+use crate::s3::S3;
 
 /// Each request fails with this probability; the retry layer tries 5 times,
 /// so about 0.25 % of requests fail for good, and a statement making tens of
@@ -155,6 +159,14 @@ async fn a_workload_under_storage_faults_loses_nothing() {
         }
     }
     assert_eq!(contents(&c).await, model, "at the end, with faults");
+    // Half the injected write faults lose the answer, not the request: the
+    // catalog commits that were retried found their own version in place.
+    assert!(
+        server
+            .log()
+            .contains("the catalog version is ours: its first answer was lost"),
+        "no catalog commit lost its answer: write faults were not injected"
+    );
     eprintln!(
         "storage faults at {FAULT_RATIO}: {STEPS} statements, {ok} succeeded, {failed} failed with 58030"
     );
@@ -175,6 +187,103 @@ async fn a_workload_under_storage_faults_loses_nothing() {
     let server = TestServer::start_in(&data_dir);
     let c = server.client().await;
     assert_eq!(contents(&c).await, model, "after a restart without faults");
+    let problems = rows(&c, "CALL system$fuse_check('default', 't')").await;
+    assert!(problems.is_empty(), "fuse_check: {problems:?}");
+}
+
+/// fuse_amend on a flaky store: every call either completes or fails with a
+/// retryable 58030 that says what it restored and what is still missing;
+/// calling it again finishes the job, and the table then reads in full.
+#[tokio::test]
+async fn fuse_amend_under_storage_faults_completes_or_says_what_is_missing() {
+    let s3 = S3::start();
+    let mut server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(&format!(
+        "CREATE TABLE t(a INT) {}",
+        s3.location(&s3.versioned_bucket)
+    ))
+    .await
+    .unwrap();
+    // 40 commits: 40 blocks and 40 segments behind the current snapshot.
+    for i in 0..40 {
+        c.batch_execute(&format!("INSERT INTO t SELECT {i} * 100 + g FROM generate_series(1, 100) AS g"))
+            .await
+            .unwrap();
+    }
+    let expected = rows(&c, "SELECT count(*), sum(a) FROM t").await;
+    drop(c);
+    s3.delete_all(&s3.versioned_bucket);
+
+    // 60 % of restores fail, each tried 5 times: about 8 % fail for good, so
+    // with some 80 objects to restore the first calls fall short. The steps
+    // before (catalog, listing versions, metadata) see the faults too.
+    server.restart_with(&[
+        "--inject-storage-faults",
+        "restore=0.6,read=0.1,list=0.3,stat=0.3,write=0.3",
+    ]);
+    let (mut incomplete, mut other_failures, mut present) = (0, 0, 0);
+    let mut done = None;
+    for attempt in 0..60 {
+        let Ok((c, conn)) =
+            tokio_postgres::connect(&server.conn_str("default"), tokio_postgres::NoTls).await
+        else {
+            continue;
+        };
+        tokio::spawn(conn);
+        match amend(&c, "default", "t").await {
+            Ok(result) => {
+                done = Some((attempt, result));
+                break;
+            }
+            Err(e) => {
+                let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+                assert_eq!(db.code().code(), "58030", "{db:?}");
+                if db.message().starts_with("fuse_amend restored ") {
+                    incomplete += 1;
+                    if incomplete == 1 {
+                        let shown: String = db.message().chars().take(400).collect();
+                        eprintln!("the first incomplete report: {shown}...");
+                    }
+                    assert!(
+                        db.message().contains(" restores failed: "),
+                        "{}",
+                        db.message()
+                    );
+                    assert!(
+                        db.hint().unwrap_or_default().contains("run fuse_amend again"),
+                        "{db:?}"
+                    );
+                } else {
+                    // A step before the restores (listing versions, reading
+                    // metadata) failed for good: nothing to list yet.
+                    other_failures += 1;
+                }
+            }
+        }
+        // What a failed call restored stays restored.
+        let now = s3.keys(&s3.versioned_bucket).len();
+        assert!(now >= present, "objects went missing again: {now} < {present}");
+        present = now;
+    }
+    let Some((attempts, (result, checked, restored))) = done else {
+        panic!("fuse_amend did not complete in 60 calls:\n{}", server.log());
+    };
+    eprintln!(
+        "fuse_amend at 60 % restore faults: completed on call {} ({incomplete} incomplete reports, \
+         {other_failures} failed before restoring); last call checked {checked}, restored {restored}",
+        attempts + 1
+    );
+    assert_eq!(result, "Ok");
+    assert!(
+        incomplete > 0,
+        "no call reported an incomplete restore: restore faults were not injected"
+    );
+
+    // Without faults, the table reads exactly as before the deletion.
+    server.restart_with(&[]);
+    let c = server.client().await;
+    assert_eq!(rows(&c, "SELECT count(*), sum(a) FROM t").await, expected);
     let problems = rows(&c, "CALL system$fuse_check('default', 't')").await;
     assert!(problems.is_empty(), "fuse_check: {problems:?}");
 }
