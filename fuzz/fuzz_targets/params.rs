@@ -1,7 +1,7 @@
 //! Bind parameters as clients send them, decoded as Execute does
 //! (`fusegate::wire::decode_parameters`: fusegate's checks, then arrow-pg):
-//! every scalar type, text and binary, typed by the client (Parse OIDs) or
-//! by inference. Any bytes must give a value or an error, never a panic.
+//! every scalar type and the array types arrow-pg decodes, text and binary,
+//! typed by the client (Parse OIDs) or by inference. Any bytes must give a value or an error, never a panic.
 //!
 //! Input: byte 0 picks the type, byte 1 the format (bit 0: binary), whether
 //! the client names the type (bit 1) and NULL (bit 2); the rest is the value.
@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, IntervalUnit, TimeUnit};
+use arrow_schema::{DataType, Field, IntervalUnit, TimeUnit};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use pgwire::api::Type;
@@ -42,15 +42,23 @@ const PG_TYPES: &[Type] = &[
     Type::OID,
     Type::CHAR,
     Type::UNKNOWN,
+    // Arrays (text ones are parsed by fusegate first, see src/wire/array_param.rs).
+    Type::BOOL_ARRAY,
+    Type::INT2_ARRAY,
+    Type::INT4_ARRAY,
+    Type::INT8_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::NUMERIC_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::VARCHAR_ARRAY,
+    Type::INTERVAL_ARRAY,
 ];
-// Array types are left out: arrow-pg's array decoding panics on some
-// malformed arrays (numeric[] `{,4}`, found here), which the server turns
-// into an error (catch_unwind in src/wire/params.rs) but libFuzzer counts as
-// a crash; the fix belongs in arrow-pg.
 
 /// The types fusegate's planner infers for parameters (the columns' types).
 fn inferred(i: u8) -> DataType {
-    match i % 14 {
+    let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+    match i % 18 {
         0 => DataType::Boolean,
         1 => DataType::Int16,
         2 => DataType::Int32,
@@ -64,7 +72,11 @@ fn inferred(i: u8) -> DataType {
         10 => DataType::Time64(TimeUnit::Microsecond),
         11 => DataType::Timestamp(TimeUnit::Microsecond, None),
         12 => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        _ => DataType::Interval(IntervalUnit::MonthDayNano),
+        13 => DataType::Interval(IntervalUnit::MonthDayNano),
+        14 => list(DataType::Int32),
+        15 => list(DataType::Utf8),
+        16 => list(DataType::Decimal128(38, 10)),
+        _ => list(DataType::Float64),
     }
 }
 

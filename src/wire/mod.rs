@@ -7,6 +7,7 @@
 mod auth;
 mod copy;
 mod encode;
+mod array_param;
 mod error;
 mod params;
 mod pgtext;

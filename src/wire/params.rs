@@ -2,12 +2,16 @@
 //! check that a binary value has its type's size, since some decoders read
 //! that many bytes without looking (a 2-byte binary interval panicked; the
 //! `params` fuzz target found it). A bad value is PostgreSQL's 22P03.
+//! Array parameters are checked and rewritten first (see `array_param`).
 
 use arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
 use pgwire::api::Type;
+use bytes::Bytes;
 use pgwire::api::portal::Portal;
+use pgwire::messages::extendedquery::Bind;
 
+use super::array_param;
 use super::error::from_pgwire;
 use crate::error::{Error, ErrorKind};
 
@@ -16,11 +20,14 @@ pub fn decode<S: Clone>(
     portal: &Portal<S>,
     inferred: &[Option<&DataType>],
 ) -> Result<ParamValues, Error> {
+    // Array parameters may need another text or another target type.
+    let mut texts: Vec<Option<Bytes>> = portal.parameters.clone();
+    let mut targets: Vec<Option<DataType>> = (0..portal.parameters.len())
+        .map(|i| inferred.get(i).copied().flatten().cloned())
+        .collect();
+    let mut rewritten = false;
     for (i, value) in portal.parameters.iter().enumerate() {
         let Some(value) = value else { continue };
-        if !portal.parameter_format.is_binary(i) {
-            continue;
-        }
         let hinted = portal.statement.parameter_types.get(i).cloned().flatten();
         let ty = hinted.or_else(|| {
             inferred
@@ -29,6 +36,23 @@ pub fn decode<S: Clone>(
                 .flatten()
                 .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
         });
+        let binary = portal.parameter_format.is_binary(i);
+        if let Some(ty) = &ty
+            && let Some(prepared) =
+                array_param::prepare(i + 1, ty, value, binary, inferred.get(i).copied().flatten())?
+        {
+            if let Some(text) = prepared.text {
+                texts[i] = Some(Bytes::from(text));
+                rewritten = true;
+            }
+            if let Some(target) = prepared.inferred {
+                targets[i] = Some(target);
+                rewritten = true;
+            }
+        }
+        if !binary {
+            continue;
+        }
         let malformed = || {
             Error::new(
                 ErrorKind::InvalidBinaryRepresentation,
@@ -50,11 +74,22 @@ pub fn decode<S: Clone>(
             })?;
         }
     }
-    // arrow-pg panics on some values the checks above let through (a text
-    // numeric[] such as `{,4}`): that must cost the statement, not the
-    // connection.
+    // Should arrow-pg still panic on a value the checks above let through,
+    // that must cost the statement, not the connection.
+    let replaced;
+    let portal = if rewritten {
+        let formats = (0..texts.len())
+            .map(|i| i16::from(portal.parameter_format.is_binary(i)))
+            .collect();
+        let bind = Bind::new(None, None, formats, texts, Vec::new());
+        replaced = Portal::try_new(&bind, portal.statement.clone()).map_err(from_pgwire)?;
+        &replaced
+    } else {
+        portal
+    };
+    let targets: Vec<Option<&DataType>> = targets.iter().map(Option::as_ref).collect();
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        arrow_pg::datatypes::df::deserialize_parameters(portal, inferred)
+        arrow_pg::datatypes::df::deserialize_parameters(portal, &targets)
     }));
     match decoded {
         Ok(result) => result.map_err(from_pgwire),
@@ -82,7 +117,7 @@ fn binary_size(ty: &Type) -> Option<usize> {
 /// digits) as PostgreSQL's numeric_recv does, and that it fits the decimal
 /// arrow-pg decodes it into (28 digits; beyond, its decoder panics).
 /// `Err(true)`: too large; `Err(false)`: malformed.
-fn check_numeric(raw: &[u8]) -> Result<(), bool> {
+pub(super) fn check_numeric(raw: &[u8]) -> Result<(), bool> {
     let word = |i: usize| -> Result<u16, bool> {
         raw.get(i..i + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))

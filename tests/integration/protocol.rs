@@ -159,6 +159,98 @@ async fn malformed_binary_parameters_are_refused() {
     assert_eq!(scalar(&c, "SELECT 1").await, "1");
 }
 
+/// A parameter in text format, as psycopg and JDBC send arrays.
+#[derive(Debug)]
+struct Text(&'static str);
+
+impl tokio_postgres::types::ToSql for Text {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &Type) -> tokio_postgres::types::Format {
+        tokio_postgres::types::Format::Text
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Text-format array parameters are read with PostgreSQL's rules (blanks,
+/// quotes, escapes, NULL), a malformed one is 22P02 as in PostgreSQL, and a
+/// numeric[] of mixed scales decodes (it used to panic in arrow-pg).
+#[tokio::test]
+async fn text_array_parameters_follow_postgresql() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    let first_three = |ty: Type| {
+        let c = &c;
+        async move {
+            c.prepare_typed(
+                "SELECT CAST($1[1] AS TEXT), CAST($1[2] AS TEXT), $1[3] IS NULL",
+                &[ty],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let stmt = first_three(Type::TEXT_ARRAY).await;
+    let row = c
+        .query_one(&stmt, &[&Text(r#" { a b , "c\"d" ,NULL} "#)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, bool>(2)),
+        ("a b".to_string(), "c\"d".to_string(), true)
+    );
+    let stmt = c
+        .prepare_typed(
+            "SELECT $1[1] = 1 AND $1[2] = -0.125 AND $1[3] IS NULL",
+            &[Type::NUMERIC_ARRAY],
+        )
+        .await
+        .unwrap();
+    let row = c
+        .query_one(&stmt, &[&Text("{1, -0.125,NULL}")])
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+
+    let refused = |ty: Type, text: &'static str| {
+        let c = &c;
+        async move {
+            let stmt = c.prepare_typed("SELECT $1", &[ty]).await.unwrap();
+            let err = c.query(&stmt, &[&Text(text)]).await.unwrap_err();
+            let db = err.as_db_error().cloned().unwrap_or_else(|| panic!("{err:?}"));
+            (db.code().code().to_string(), db.message().to_string())
+        }
+    };
+    // PostgreSQL 15 answers the same for these.
+    for (ty, text) in [
+        (Type::INT4_ARRAY, "{1,,2}"),
+        (Type::NUMERIC_ARRAY, "{,4}"),
+        (Type::TEXT_ARRAY, r#"{"a"b}"#),
+        (Type::INT4_ARRAY, "{1} x"),
+    ] {
+        let (code, message) = refused(ty.clone(), text).await;
+        assert_eq!(code, "22P02", "{ty} {text}: {message}");
+        assert_eq!(message, format!("malformed array literal: \"{text}\""));
+    }
+    let (code, _) = refused(Type::INT4_ARRAY, "{{1},{2}}").await;
+    assert_eq!(code, "0A000", "multidimensional");
+    let (code, message) = refused(Type::TEXT_ARRAY, r#"{"NULL"}"#).await;
+    assert_eq!(code, "0A000", "{message}");
+    assert_eq!(scalar(&c, "SELECT 1").await, "1");
+}
+
 #[tokio::test]
 async fn portals_fetch_in_batches() {
     let server = TestServer::start();
