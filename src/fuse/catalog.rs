@@ -356,7 +356,10 @@ impl Catalog {
             // A write whose answer was lost and was sent again finds its own
             // object there: that is a commit, not a lost race.
             if self.is_ours(&path, &bytes).await? {
-                tracing::debug!(version, "the catalog version is ours: its first answer was lost");
+                tracing::debug!(
+                    version,
+                    "the catalog version is ours: its first answer was lost"
+                );
                 break;
             }
             // Someone else holds this version. If it is a crashed commit, take

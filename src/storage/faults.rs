@@ -34,9 +34,16 @@ pub struct FaultRatios {
 
 impl FaultRatios {
     pub fn any(&self) -> bool {
-        [self.read, self.write, self.list, self.delete, self.stat, self.restore]
-            .iter()
-            .any(|r| *r > 0.0)
+        [
+            self.read,
+            self.write,
+            self.list,
+            self.delete,
+            self.stat,
+            self.restore,
+        ]
+        .iter()
+        .any(|r| *r > 0.0)
     }
 }
 

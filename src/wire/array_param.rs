@@ -127,7 +127,9 @@ fn parse(text: &str) -> Result<Elements, Refusal> {
         return Err(Unsupported("array dimensions"));
     }
     let Some(inner) = body.strip_prefix('{') else {
-        return Err(Malformed("Array value must start with \"{\" or dimension information.".into()));
+        return Err(Malformed(
+            "Array value must start with \"{\" or dimension information.".into(),
+        ));
     };
     let mut chars = inner.chars().peekable();
     let mut elements = Elements::new();
@@ -160,7 +162,9 @@ fn parse(text: &str) -> Result<Elements, Refusal> {
                             return Err(Malformed("Incorrectly quoted array element.".into()));
                         }
                     }
-                    c @ ('{' | '"') => return Err(Malformed(format!("Unexpected \"{c}\" character.").into())),
+                    c @ ('{' | '"') => {
+                        return Err(Malformed(format!("Unexpected \"{c}\" character.").into()));
+                    }
                     '\\' if !quoted => {
                         value.push(chars.next().ok_or(END.clone())?);
                         kept = value.len();
@@ -175,7 +179,9 @@ fn parse(text: &str) -> Result<Elements, Refusal> {
                 }
             };
             if value.is_empty() && !quoted {
-                return Err(Malformed(format!("Unexpected \"{last}\" character.").into()));
+                return Err(Malformed(
+                    format!("Unexpected \"{last}\" character.").into(),
+                ));
             }
             value.truncate(kept);
             let null = !quoted && value.eq_ignore_ascii_case("NULL");
@@ -329,11 +335,7 @@ mod tests {
     use super::*;
 
     fn elements(text: &str) -> Result<Vec<Option<&'static str>>, Refusal> {
-        parse(text).map(|e| {
-            e.into_iter()
-                .map(|v| v.map(|(s, _)| &*s.leak()))
-                .collect()
-        })
+        parse(text).map(|e| e.into_iter().map(|v| v.map(|(s, _)| &*s.leak())).collect())
     }
 
     #[test]
@@ -345,11 +347,28 @@ mod tests {
         assert_eq!(elements("{NULL,null}"), Ok(vec![None, None]));
         assert_eq!(
             elements(r#"{"NULL","", " x ",a\,b,"q\"q"}"#),
-            Ok(vec![Some("NULL"), Some(""), Some(" x "), Some("a,b"), Some("q\"q")])
+            Ok(vec![
+                Some("NULL"),
+                Some(""),
+                Some(" x "),
+                Some("a,b"),
+                Some("q\"q")
+            ])
         );
         for bad in [
-            "", "1,2", "{", "{1", "{1,}", "{,4}", "{1}}", "{1} x", "{{1},{2}}", "{a\"b}",
-            "{\"a\"b}", "[1:2]={1,2}", "{1,,2}",
+            "",
+            "1,2",
+            "{",
+            "{1",
+            "{1,}",
+            "{,4}",
+            "{1}}",
+            "{1} x",
+            "{{1},{2}}",
+            "{a\"b}",
+            "{\"a\"b}",
+            "[1:2]={1,2}",
+            "{1,,2}",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }

@@ -4,10 +4,10 @@
 //! Each connection gets its own handler, holding its [`Session`]; pgwire calls
 //! it for one message at a time, so the session lock is never contended.
 
+mod array_param;
 mod auth;
 mod copy;
 mod encode;
-mod array_param;
 mod error;
 mod params;
 mod pgtext;

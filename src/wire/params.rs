@@ -5,9 +5,9 @@
 //! Array parameters are checked and rewritten first (see `array_param`).
 
 use arrow::datatypes::DataType;
+use bytes::Bytes;
 use datafusion::common::ParamValues;
 use pgwire::api::Type;
-use bytes::Bytes;
 use pgwire::api::portal::Portal;
 use pgwire::messages::extendedquery::Bind;
 

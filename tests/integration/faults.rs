@@ -207,9 +207,11 @@ async fn fuse_amend_under_storage_faults_completes_or_says_what_is_missing() {
     .unwrap();
     // 40 commits: 40 blocks and 40 segments behind the current snapshot.
     for i in 0..40 {
-        c.batch_execute(&format!("INSERT INTO t SELECT {i} * 100 + g FROM generate_series(1, 100) AS g"))
-            .await
-            .unwrap();
+        c.batch_execute(&format!(
+            "INSERT INTO t SELECT {i} * 100 + g FROM generate_series(1, 100) AS g"
+        ))
+        .await
+        .unwrap();
     }
     let expected = rows(&c, "SELECT count(*), sum(a) FROM t").await;
     drop(c);
@@ -251,7 +253,9 @@ async fn fuse_amend_under_storage_faults_completes_or_says_what_is_missing() {
                         db.message()
                     );
                     assert!(
-                        db.hint().unwrap_or_default().contains("run fuse_amend again"),
+                        db.hint()
+                            .unwrap_or_default()
+                            .contains("run fuse_amend again"),
                         "{db:?}"
                     );
                 } else {
@@ -263,7 +267,10 @@ async fn fuse_amend_under_storage_faults_completes_or_says_what_is_missing() {
         }
         // What a failed call restored stays restored.
         let now = s3.keys(&s3.versioned_bucket).len();
-        assert!(now >= present, "objects went missing again: {now} < {present}");
+        assert!(
+            now >= present,
+            "objects went missing again: {now} < {present}"
+        );
         present = now;
     }
     let Some((attempts, (result, checked, restored))) = done else {

@@ -208,7 +208,11 @@ async fn text_array_parameters_follow_postgresql() {
         .await
         .unwrap();
     assert_eq!(
-        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, bool>(2)),
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, bool>(2)
+        ),
         ("a b".to_string(), "c\"d".to_string(), true)
     );
     let stmt = c
@@ -229,7 +233,10 @@ async fn text_array_parameters_follow_postgresql() {
         async move {
             let stmt = c.prepare_typed("SELECT $1", &[ty]).await.unwrap();
             let err = c.query(&stmt, &[&Text(text)]).await.unwrap_err();
-            let db = err.as_db_error().cloned().unwrap_or_else(|| panic!("{err:?}"));
+            let db = err
+                .as_db_error()
+                .cloned()
+                .unwrap_or_else(|| panic!("{err:?}"));
             (db.code().code().to_string(), db.message().to_string())
         }
     };
