@@ -2,6 +2,7 @@
 //! provider (scan with block pruning, insert), and error conversion. The only
 //! module that imports DataFusion.
 
+mod background;
 mod casts;
 mod catalog;
 pub mod error;
@@ -535,14 +536,27 @@ impl QueryContext {
             .await
             .map_err(from_datafusion)?;
         let schema = plan.output_schema();
-        let stream = df.execute_stream().await.map_err(from_datafusion)?;
-        let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));
+        let context = Arc::new(df.task_ctx());
+        // Planning prunes the scans: after it, the blocks to read are known.
+        let physical = df.create_physical_plan().await.map_err(from_datafusion)?;
         match plan.kind {
-            PlanKind::Rows => Ok(QueryOutput::Rows {
-                schema,
-                stream: self.interrupt.current().guard(stream),
-            }),
+            PlanKind::Rows => {
+                let stream = if self.reports.blocks_read() > background::LIGHT_BLOCKS {
+                    background::execute(physical, context)?
+                } else {
+                    let stream = datafusion::physical_plan::execute_stream(physical, context)
+                        .map_err(from_datafusion)?;
+                    Box::pin(stream.map_err(from_datafusion))
+                };
+                Ok(QueryOutput::Rows {
+                    schema,
+                    stream: self.interrupt.current().guard(stream),
+                })
+            }
             kind => {
+                let stream = datafusion::physical_plan::execute_stream(physical, context)
+                    .map_err(from_datafusion)?;
+                let stream: BatchStream = Box::pin(stream.map_err(from_datafusion));
                 let batches: Vec<RecordBatch> = stream.try_collect().await?;
                 let rows = batches
                     .iter()

@@ -49,6 +49,14 @@ impl ScanReports {
         }
     }
 
+    /// Blocks the statement planned so far reads, over all its scans.
+    pub fn blocks_read(&self) -> usize {
+        match self.0.lock() {
+            Ok(v) => v.iter().map(|r| r.blocks_read).sum(),
+            Err(_) => 0,
+        }
+    }
+
     pub fn take(&self) -> Vec<ScanReport> {
         match self.0.lock() {
             Ok(mut v) => std::mem::take(&mut *v),
