@@ -62,11 +62,14 @@ pub fn prepare(
         inferred: None,
     };
     let scale = if binary {
+        // postgres-types trusts the element count when it allocates (a Bind
+        // claiming 2^31 elements aborted the process): every binary array
+        // is walked here first.
+        let scale = binary_array_scale(n, ty, raw)?;
         if kind != Element::Numeric {
-            // postgres-types reads binary arrays strictly.
             return Ok(None);
         }
-        binary_numeric_scale(n, raw)?
+        scale
     } else {
         let text = std::str::from_utf8(raw).map_err(|_| {
             Error::new(
@@ -246,6 +249,18 @@ fn canonical(n: usize, kind: Element, elements: &Elements) -> Result<Vec<u8>, Er
     Ok(out.into_bytes())
 }
 
+/// The binary size of a fixed-size element type.
+fn element_size(ty: &Type) -> Option<usize> {
+    Some(match *ty {
+        Type::BOOL_ARRAY => 1,
+        Type::INT2_ARRAY => 2,
+        Type::INT4_ARRAY | Type::FLOAT4_ARRAY => 4,
+        Type::INT8_ARRAY | Type::FLOAT8_ARRAY => 8,
+        Type::INTERVAL_ARRAY => 16,
+        _ => return None,
+    })
+}
+
 /// Digits a numeric may have to be decoded (rust_decimal's 96-bit mantissa).
 const NUMERIC_DIGITS: usize = 28;
 
@@ -281,9 +296,10 @@ fn text_numeric_scale(n: usize, elements: &Elements) -> Result<u32, Error> {
     Ok(scale)
 }
 
-/// The largest scale among a binary numeric[]'s elements (array_send's
-/// layout: dimensions, flags, element type, then each length and value).
-fn binary_numeric_scale(n: usize, raw: &[u8]) -> Result<u32, Error> {
+/// Checks a binary array of `ty` (array_send's layout: dimensions, flags,
+/// element type, then each element's length and value) and returns the
+/// largest scale among its elements if they are numerics.
+fn binary_array_scale(n: usize, ty: &Type, raw: &[u8]) -> Result<u32, Error> {
     let malformed = || {
         Error::new(
             ErrorKind::InvalidBinaryRepresentation,
@@ -317,12 +333,18 @@ fn binary_numeric_scale(n: usize, raw: &[u8]) -> Result<u32, Error> {
         let len = len as usize;
         let value = raw.get(at..at + len).ok_or_else(malformed)?;
         at += len;
-        super::params::check_numeric(value).map_err(|overflow| match overflow {
-            true => too_large(n),
-            false => malformed(),
-        })?;
-        let dscale = u16::from_be_bytes([value[6], value[7]]);
-        scale = scale.max(u32::from(dscale));
+        if *ty == Type::NUMERIC_ARRAY {
+            super::params::check_numeric(value).map_err(|overflow| match overflow {
+                true => too_large(n),
+                false => malformed(),
+            })?;
+            let dscale = u16::from_be_bytes([value[6], value[7]]);
+            scale = scale.max(u32::from(dscale));
+        } else if let Some(size) = element_size(ty)
+            && len != size
+        {
+            return Err(malformed());
+        }
     }
     if at != raw.len() {
         return Err(malformed());
@@ -397,6 +419,30 @@ mod tests {
             text(r#"{""}"#, Element::Other).unwrap_err().kind(),
             ErrorKind::InvalidTextRepresentation
         );
+    }
+
+    #[test]
+    fn binary_arrays_are_walked_before_decoding() {
+        let header = |count: i32| {
+            let mut v = Vec::new();
+            for word in [1, 0, 701, count, 1] {
+                v.extend_from_slice(&i32::to_be_bytes(word));
+            }
+            v
+        };
+        // A count far beyond the bytes sent (it made postgres-types allocate 16 GiB).
+        let err = binary_array_scale(1, &Type::FLOAT8_ARRAY, &header(i32::MAX)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidBinaryRepresentation);
+        let mut two = header(2);
+        for value in [1.5f64, -2.0] {
+            two.extend_from_slice(&8i32.to_be_bytes());
+            two.extend_from_slice(&value.to_be_bytes());
+        }
+        assert_eq!(binary_array_scale(1, &Type::FLOAT8_ARRAY, &two).unwrap(), 0);
+        // An element of the wrong size, or bytes left over.
+        assert!(binary_array_scale(1, &Type::INT4_ARRAY, &two).is_err());
+        two.push(0);
+        assert!(binary_array_scale(1, &Type::FLOAT8_ARRAY, &two).is_err());
     }
 
     #[test]
