@@ -103,6 +103,13 @@ struct Args {
     )]
     inject_storage_faults: fusegate::storage::FaultRatios,
 
+    /// Queries that read more table blocks than this run on a second pool of
+    /// threads with a lower CPU priority, so that they never hold the
+    /// threads other sessions' small queries need. A very large number keeps
+    /// every query on the connections' threads.
+    #[arg(long, env = "FUSEGATE_HEAVY_QUERY_BLOCKS", value_name = "BLOCKS", default_value_t = fusegate::query::DEFAULT_HEAVY_QUERY_BLOCKS)]
+    heavy_query_blocks: usize,
+
     /// Most sessions at once; more are refused with SQLSTATE 53300.
     #[arg(long, env = "FUSEGATE_MAX_CONNECTIONS", default_value_t = 100)]
     max_connections: usize,
@@ -384,6 +391,7 @@ async fn run() -> ExitCode {
     config.idle_session_timeout = args.idle_session_timeout.filter(|d| !d.is_zero());
     config.auth = AuthConfig::new(method, users);
     config.max_connections = args.max_connections;
+    config.heavy_query_blocks = args.heavy_query_blocks;
     config.tls = args.tls_cert.zip(args.tls_key);
     let server = match Server::bind(&config).await {
         Ok(server) => server,

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Every session's idle_session_timeout unless its client sets one.
     pub idle_session_timeout: Option<Duration>,
+    /// Queries reading more blocks than this run on the background runtime.
+    pub heavy_query_blocks: usize,
 }
 
 impl ServerConfig {
@@ -49,6 +51,7 @@ impl ServerConfig {
             max_connections: 100,
             tls: None,
             idle_session_timeout: None,
+            heavy_query_blocks: crate::query::DEFAULT_HEAVY_QUERY_BLOCKS,
         }
     }
 }
@@ -99,7 +102,8 @@ impl Server {
         };
         let data_dir = absolute_dir(&config.data_dir)?;
         let fuse = open_engine(&data_dir).await?;
-        let query = QueryEngine::new(fuse.clone(), config.memory_limit)?;
+        let mut query = QueryEngine::new(fuse.clone(), config.memory_limit)?;
+        query.set_heavy_query_blocks(config.heavy_query_blocks);
         let instance = Arc::new(Instance { fuse, query });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             Error::new(

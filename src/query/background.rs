@@ -4,10 +4,11 @@
 //! batch, so a scan of many blocks on the runtime that also serves the
 //! connections makes every other session's small query wait for a thread: a
 //! point lookup took 40 ms while another session ran TPC-H Q1, against 3 ms
-//! alone. Statements that read more than [`LIGHT_BLOCKS`] blocks therefore run
-//! on a second runtime whose threads have a lower scheduling priority (nice
-//! 10): the kernel gives the connection runtime's threads the CPU first, and
-//! the heavy query gets all of it when nothing else wants it. The batches
+//! alone. Statements that read more than `--heavy-query-blocks` blocks
+//! (default [`DEFAULT_HEAVY_QUERY_BLOCKS`]) therefore run on a second runtime
+//! whose threads have a lower scheduling priority (nice 10): the kernel gives
+//! the connection runtime's threads the CPU first, and the heavy query gets
+//! all of it when nothing else wants it. The batches
 //! reach the session through a channel of two, so the result still streams
 //! with bounded memory, and a statement that is cancelled or whose client goes
 //! away stops its operators at once.
@@ -25,8 +26,9 @@ use super::BatchStream;
 use super::error::from_datafusion;
 use crate::error::{Error, Result};
 
-/// Statements reading at most this many blocks run with the connections.
-pub const LIGHT_BLOCKS: usize = 2;
+/// Statements reading at most this many blocks run with the connections
+/// unless the server is told otherwise (`--heavy-query-blocks`).
+pub const DEFAULT_HEAVY_QUERY_BLOCKS: usize = 2;
 
 /// Nice value of the heavy queries' threads (0 is the server's own).
 const NICE: i32 = 10;

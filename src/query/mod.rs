@@ -3,6 +3,7 @@
 //! module that imports DataFusion.
 
 mod background;
+pub use background::DEFAULT_HEAVY_QUERY_BLOCKS;
 mod casts;
 mod catalog;
 pub mod error;
@@ -78,6 +79,8 @@ pub struct QueryEngine {
     /// Rewrites of catalog-introspection SQL that DataFusion cannot plan as
     /// written (`'t'::regclass`, `= ANY(...)`, unqualified pg_ tables...).
     compat: Arc<PostgresCompatibilityParser>,
+    /// Queries reading more blocks than this run on the background runtime.
+    heavy_query_blocks: usize,
 }
 
 impl QueryEngine {
@@ -98,7 +101,14 @@ impl QueryEngine {
             compat: Arc::new(PostgresCompatibilityParser::new()),
             fuse,
             runtime,
+            heavy_query_blocks: background::DEFAULT_HEAVY_QUERY_BLOCKS,
         })
+    }
+
+    /// Queries that read more than `blocks` blocks run their operators on the
+    /// lower-priority background runtime (see [`background`]).
+    pub fn set_heavy_query_blocks(&mut self, blocks: usize) {
+        self.heavy_query_blocks = blocks;
     }
 
     pub fn fuse(&self) -> &Arc<FuseEngine> {
@@ -179,6 +189,7 @@ impl QueryEngine {
             reports,
             txn,
             settings,
+            heavy_query_blocks: self.heavy_query_blocks,
         })
     }
 }
@@ -441,6 +452,7 @@ pub struct QueryContext {
     reports: Arc<ScanReports>,
     txn: catalog::TxnSlot,
     settings: pg::SettingsSlot,
+    heavy_query_blocks: usize,
 }
 
 impl QueryContext {
@@ -541,7 +553,7 @@ impl QueryContext {
         let physical = df.create_physical_plan().await.map_err(from_datafusion)?;
         match plan.kind {
             PlanKind::Rows => {
-                let stream = if self.reports.blocks_read() > background::LIGHT_BLOCKS {
+                let stream = if self.reports.blocks_read() > self.heavy_query_blocks {
                     background::execute(physical, context)?
                 } else {
                     let stream = datafusion::physical_plan::execute_stream(physical, context)
