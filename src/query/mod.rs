@@ -6,6 +6,7 @@ mod background;
 pub use background::DEFAULT_HEAVY_QUERY_BLOCKS;
 mod casts;
 mod catalog;
+mod cooperative;
 pub mod error;
 mod evolve;
 mod functions;
@@ -29,6 +30,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -151,7 +153,13 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_extension(reports.clone())
             .with_extension(interrupt.clone());
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(cooperative::YieldAboveJoins))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =

@@ -132,6 +132,45 @@ impl TestServer {
             .map_or(0, |kib| kib * 1024)
     }
 
+    /// CPU time the server's threads whose name starts with `prefix` have
+    /// used, from /proc (Linux): which runtime a query ran on shows here.
+    pub fn thread_cpu(&self, prefix: &str) -> Duration {
+        // SAFETY: sysconf only reads its integer argument.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let ticks: u64 = self.thread_ticks(prefix).iter().sum();
+        Duration::from_millis(ticks * 1000 / ticks_per_second)
+    }
+
+    /// How many of the server's threads have a name starting with `prefix`.
+    pub fn threads(&self, prefix: &str) -> usize {
+        self.thread_ticks(prefix).len()
+    }
+
+    /// User + system clock ticks of each thread whose name starts with `prefix`.
+    fn thread_ticks(&self, prefix: &str) -> Vec<u64> {
+        let pid = self.child.as_ref().expect("running").id();
+        let mut ticks = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+        {
+            let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+                continue; // the thread ended meanwhile
+            };
+            // `tid (comm) state ...`: comm may hold spaces, so split at the
+            // last ')'; utime and stime are the 12th and 13th fields after it.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map_or("", |(_, c)| c);
+            if comm.starts_with(prefix) {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                ticks.push(fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap());
+            }
+        }
+        ticks
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
