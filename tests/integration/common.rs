@@ -150,11 +150,9 @@ impl TestServer {
     fn thread_ticks(&self, prefix: &str) -> Vec<u64> {
         let pid = self.child.as_ref().expect("running").id();
         let mut ticks = Vec::new();
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-        {
-            let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+        for task in tasks.into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
                 continue; // the thread ended meanwhile
             };
             // `tid (comm) state ...`: comm may hold spaces, so split at the
