@@ -26,16 +26,20 @@ pub fn decode<S: Clone>(
         .map(|i| inferred.get(i).copied().flatten().cloned())
         .collect();
     let mut rewritten = false;
-    for (i, value) in portal.parameters.iter().enumerate() {
-        let Some(value) = value else { continue };
+    // The type a parameter is decoded as: the client's, or the plan's.
+    let param_type = |i: usize| {
         let hinted = portal.statement.parameter_types.get(i).cloned().flatten();
-        let ty = hinted.or_else(|| {
+        hinted.or_else(|| {
             inferred
                 .get(i)
                 .copied()
                 .flatten()
                 .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
-        });
+        })
+    };
+    for (i, value) in portal.parameters.iter().enumerate() {
+        let Some(value) = value else { continue };
+        let ty = param_type(i);
         let binary = portal.parameter_format.is_binary(i);
         if let Some(ty) = &ty
             && let Some(prepared) =
@@ -87,6 +91,9 @@ pub fn decode<S: Clone>(
     } else {
         portal
     };
+    for i in 0..portal.parameters.len() {
+        check_interval_range(portal, i, param_type(i))?;
+    }
     let targets: Vec<Option<&DataType>> = targets.iter().map(Option::as_ref).collect();
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         arrow_pg::datatypes::df::deserialize_parameters(portal, &targets)
@@ -96,6 +103,43 @@ pub fn decode<S: Clone>(
         Err(_) => Err(Error::new(
             ErrorKind::InvalidParameterValue,
             "a bind parameter could not be decoded as its type",
+        )),
+    }
+}
+
+/// An interval parameter must fit DataFusion's nanosecond intervals, which
+/// hold ±2,562,047 hours in their time part where PostgreSQL's microseconds
+/// hold 1,000 times more: arrow-pg multiplies by 1,000 unchecked, so a larger
+/// one would silently wrap around to another value (the `params` fuzz target
+/// found it as an overflow panic in a debug build). Undecodable values are
+/// left to arrow-pg, which reports them.
+fn check_interval_range<S: Clone>(
+    portal: &Portal<S>,
+    i: usize,
+    ty: Option<Type>,
+) -> Result<(), Error> {
+    use pg_interval::Interval;
+    let fits = |v: &Option<Interval>| {
+        v.as_ref()
+            .is_none_or(|v| v.microseconds.checked_mul(1_000).is_some())
+    };
+    let ok = match ty {
+        Some(Type::INTERVAL) => portal
+            .parameter::<Interval>(i, &Type::INTERVAL)
+            .map_or(true, |v| fits(&v)),
+        Some(Type::INTERVAL_ARRAY) => portal
+            .parameter::<Vec<Option<Interval>>>(i, &Type::INTERVAL_ARRAY)
+            .map_or(true, |v| v.is_none_or(|v| v.iter().all(fits))),
+        _ => true,
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(Error::new(
+            ErrorKind::DatetimeFieldOverflow,
+            format!(
+                "interval out of range: bind parameter {} has more than the 2,562,047 hours (in its time part) that fusegate's intervals hold",
+                i + 1
+            ),
         )),
     }
 }

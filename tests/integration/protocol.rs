@@ -184,6 +184,35 @@ impl tokio_postgres::types::ToSql for Text {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// An interval parameter beyond the ±2,562,047 hours a nanosecond interval
+/// holds is refused with 22008; it used to wrap around silently to another
+/// interval (the params fuzz target found the overflow).
+#[tokio::test]
+async fn interval_parameters_out_of_range_are_refused() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    for (ty, fits, too_big) in [
+        (Type::INTERVAL, "2562047 hours", "2562048 hours"),
+        (
+            Type::INTERVAL_ARRAY,
+            "{1 hour,2562047 hours}",
+            "{1 hour,-3000000 hours}",
+        ),
+    ] {
+        let stmt = c
+            .prepare_typed("SELECT $1 IS NOT NULL", std::slice::from_ref(&ty))
+            .await
+            .unwrap();
+        let row = c.query_one(&stmt, &[&Text(fits)]).await.unwrap();
+        assert!(row.get::<_, bool>(0), "{ty}");
+        let err = c.query(&stmt, &[&Text(too_big)]).await.unwrap_err();
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{ty}: {err:?}"));
+        assert_eq!(db.code().code(), "22008", "{ty}: {db:?}");
+        assert!(db.message().starts_with("interval out of range"), "{db:?}");
+    }
+    assert_eq!(scalar(&c, "SELECT 1").await, "1");
+}
+
 /// Text-format array parameters are read with PostgreSQL's rules (blanks,
 /// quotes, escapes, NULL), a malformed one is 22P02 as in PostgreSQL, and a
 /// numeric[] of mixed scales decodes (it used to panic in arrow-pg).
