@@ -4,7 +4,7 @@
 //! `params` fuzz target found it). A bad value is PostgreSQL's 22P03.
 //! Array parameters are checked and rewritten first (see `array_param`).
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, TimeUnit};
 use bytes::Bytes;
 use datafusion::common::ParamValues;
 use pgwire::api::Type;
@@ -91,8 +91,10 @@ pub fn decode<S: Clone>(
     } else {
         portal
     };
-    for i in 0..portal.parameters.len() {
-        check_interval_range(portal, i, param_type(i))?;
+    for (i, target) in targets.iter().enumerate() {
+        let ty = param_type(i);
+        check_interval_range(portal, i, ty.clone())?;
+        check_seconds_as_timestamp(portal, i, ty, target.as_ref())?;
     }
     let targets: Vec<Option<&DataType>> = targets.iter().map(Option::as_ref).collect();
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -144,6 +146,36 @@ fn check_interval_range<S: Clone>(
     }
 }
 
+/// arrow-pg reads an int8 parameter bound to a timestamp as seconds since
+/// 1970 and multiplies it unchecked into the timestamp's unit, so a large
+/// one would wrap around to another time (found by the `params` fuzz target).
+fn check_seconds_as_timestamp<S: Clone>(
+    portal: &Portal<S>,
+    i: usize,
+    ty: Option<Type>,
+    target: Option<&DataType>,
+) -> Result<(), Error> {
+    let per_second: i64 = match (ty, target) {
+        (Some(Type::INT8), Some(DataType::Timestamp(unit, _))) => match unit {
+            TimeUnit::Second => return Ok(()),
+            TimeUnit::Millisecond => 1_000,
+            TimeUnit::Microsecond => 1_000_000,
+            TimeUnit::Nanosecond => 1_000_000_000,
+        },
+        _ => return Ok(()),
+    };
+    match portal.parameter::<i64>(i, &Type::INT8) {
+        Ok(Some(n)) if n.checked_mul(per_second).is_none() => Err(Error::new(
+            ErrorKind::DatetimeFieldOverflow,
+            format!(
+                "timestamp out of range: bind parameter {} ({n} seconds since 1970)",
+                i + 1
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The size of a fixed-size type's binary form.
 fn binary_size(ty: &Type) -> Option<usize> {
     Some(match *ty {
@@ -191,4 +223,38 @@ pub(super) fn check_numeric(raw: &[u8]) -> Result<(), bool> {
         return Err(true);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pgwire::api::stmt::StoredStatement;
+
+    use super::*;
+
+    fn portal(ty: Type, binary: bool, value: &[u8]) -> Portal<()> {
+        let statement = StoredStatement::new("t".to_string(), (), vec![Some(ty)]);
+        let bind = Bind::new(
+            None,
+            None,
+            vec![i16::from(binary)],
+            vec![Some(Bytes::copy_from_slice(value))],
+            vec![],
+        );
+        Portal::try_new(&bind, Arc::new(statement)).expect("portal")
+    }
+
+    #[test]
+    fn int8_seconds_that_overflow_a_timestamp_are_refused() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let ok = portal(Type::INT8, false, b"1700000000");
+        assert!(decode(&ok, &[Some(&ts)]).is_ok());
+        let huge = portal(Type::INT8, true, &i64::MAX.to_be_bytes());
+        let err = decode(&huge, &[Some(&ts)]).expect_err("overflow");
+        assert_eq!(err.kind(), ErrorKind::DatetimeFieldOverflow, "{err}");
+        // In seconds it fits as it is.
+        let secs = DataType::Timestamp(TimeUnit::Second, None);
+        assert!(decode(&huge, &[Some(&secs)]).is_ok());
+    }
 }
