@@ -2,6 +2,8 @@
 //! check that a binary value has its type's size, since some decoders read
 //! that many bytes without looking (a 2-byte binary interval panicked; the
 //! `params` fuzz target found it). A bad value is PostgreSQL's 22P03.
+//! Intervals, and int8 seconds bound to a timestamp, are range-checked
+//! first too: arrow-pg converts them with unchecked multiplications (22008).
 //! Array parameters are checked and rewritten first (see `array_param`).
 
 use arrow::datatypes::{DataType, TimeUnit};
