@@ -73,6 +73,15 @@ impl Transaction {
             });
     }
 
+    /// Every working snapshot, by table id: what a statement of this
+    /// transaction reads in place of the catalog's.
+    pub fn working_snapshots(&self) -> Vec<(u64, String)> {
+        self.lock()
+            .iter()
+            .map(|(id, w)| (*id, w.working.clone()))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }

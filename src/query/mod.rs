@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -373,6 +374,15 @@ impl QueryPlan {
 
     pub fn kind(&self) -> PlanKind {
         self.kind
+    }
+
+    /// Whether running it writes nothing (no DML, not even under EXPLAIN ANALYZE).
+    pub fn is_read_only(&self) -> bool {
+        self.kind == PlanKind::Rows
+            && !self
+                .plan
+                .exists(|p| Ok(matches!(p, LogicalPlan::Dml(_))))
+                .unwrap_or(true)
     }
 
     /// The schema of the rows it returns (empty for DML).

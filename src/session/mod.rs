@@ -68,13 +68,41 @@ pub enum Output {
 #[derive(Clone)]
 pub struct Prepared {
     pub statement: Statement,
-    /// The plan, the catalog version and the transaction it was made in:
-    /// tables resolve through the transaction, so another one needs a new plan.
-    plan: Option<(QueryPlan, u64, usize)>,
+    /// The plan and what it was made against.
+    plan: Option<(QueryPlan, PlanBasis)>,
     /// Types of `$1..$n` (None: not inferable).
     pub param_types: Vec<Option<DataType>>,
     /// The result columns; empty for statements that return none.
     pub schema: SchemaRef,
+}
+
+/// What a prepared plan's tables resolved against. Planning is most of a
+/// point lookup's cost, so Execute reuses the plan while this still holds.
+#[derive(Clone)]
+struct PlanBasis {
+    catalog_version: u64,
+    /// The transaction it was planned in: a write resolves its table through it.
+    txn: Option<Arc<Transaction>>,
+    /// That transaction's working snapshots, which its tables read instead of
+    /// the catalog's.
+    working: Vec<(u64, String)>,
+}
+
+impl PlanBasis {
+    /// Whether `plan`, made against `self`, reads and writes as a new plan
+    /// made against `now` would. A read-only plan depends only on what its
+    /// tables resolved to, so it outlives the implicit transaction of the
+    /// Execute that made it; a write must go through the same transaction.
+    fn still_holds(&self, now: &PlanBasis, plan: &QueryPlan) -> bool {
+        let same_txn = match (&self.txn, &now.txn) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.catalog_version == now.catalog_version
+            && self.working == now.working
+            && (same_txn || plan.is_read_only())
+    }
 }
 
 pub struct Session {
@@ -219,11 +247,11 @@ impl Session {
         };
         let (plan, param_types, schema) = match &statement {
             Statement::Query(ast) => {
-                let version = self.refresh().await?;
+                let basis = self.plan_basis().await?;
                 let plan = self.plan(ast).await?;
                 let types = plan.parameter_types()?;
                 let schema = plan.output_schema();
-                (Some((plan, version, self.txn_key())), types, schema)
+                (Some((plan, basis)), types, schema)
             }
             other => (None, Vec::new(), show::result_schema(other, &self.database)),
         };
@@ -254,13 +282,14 @@ impl Session {
         let started = Instant::now();
         let result = guard(async {
             match &prepared.plan {
-                Some((plan, version, txn)) => {
-                    let current = self.refresh().await?;
-                    let plan = if current == *version && *txn == self.txn_key() {
+                Some((plan, basis)) => {
+                    let now = self.plan_basis().await?;
+                    let plan = if basis.still_holds(&now, plan) {
                         plan.clone()
                     } else {
-                        // The catalog moved on, or the statement now runs in another
-                        // transaction: plan again so tables are read (and written) right.
+                        // The catalog or the transaction's writes moved on, or a
+                        // write now runs in another transaction: plan again so
+                        // tables are read (and written) right.
                         let Statement::Query(ast) = &prepared.statement else {
                             return Err(Error::internal("prepared plan without a query"));
                         };
@@ -389,12 +418,20 @@ impl Session {
         }
     }
 
-    /// Identifies the open transaction (0: none).
-    fn txn_key(&self) -> usize {
-        match &self.txn {
-            TxnState::Open { txn, .. } => Arc::as_ptr(txn) as usize,
-            _ => 0,
-        }
+    /// The catalog version and transaction a plan made now resolves against.
+    async fn plan_basis(&self) -> Result<PlanBasis> {
+        let txn = match &self.txn {
+            TxnState::Open { txn, .. } => Some(txn.clone()),
+            _ => None,
+        };
+        Ok(PlanBasis {
+            catalog_version: self.refresh().await?,
+            working: txn
+                .as_ref()
+                .map(|t| t.working_snapshots())
+                .unwrap_or_default(),
+            txn,
+        })
     }
 
     /// A statement failed before it ran (at Parse or Bind): the transaction

@@ -517,6 +517,18 @@ fn copy(
             }
         }
     }
+    // As PostgreSQL: the decoder splits fields on single bytes.
+    for (name, c) in [
+        ("delimiter", format.delimiter),
+        ("quote", format.quote),
+        ("escape", format.escape),
+    ] {
+        if !c.is_ascii() {
+            return Err(Error::unsupported(format!(
+                "COPY {name} must be a single one-byte character"
+            )));
+        }
+    }
     let (table, columns, query) = match source {
         ast::CopySource::Table {
             table_name,

@@ -244,6 +244,48 @@ async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
 }
 
 #[tokio::test]
+async fn a_prepared_query_sees_the_writes_made_since_in_its_transaction() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE t (a INT); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let count = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    client.batch_execute("BEGIN").await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "planned outside, run inside before any write");
+    client
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "the write made after the last execution is seen");
+    client
+        .batch_execute("SAVEPOINT s; INSERT INTO t VALUES (3)")
+        .await
+        .unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+    client.batch_execute("ROLLBACK TO s").await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "ROLLBACK TO SAVEPOINT takes the write back");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "after ROLLBACK, only the committed row");
+    // Executions in autocommit reuse the plan; another session's commit is seen.
+    let other = server.client().await;
+    other
+        .batch_execute("INSERT INTO t VALUES (4)")
+        .await
+        .unwrap();
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "another session's commit is seen");
+}
+
+#[tokio::test]
 async fn concurrent_appending_transactions_all_commit() {
     let server = TestServer::start();
     let setup = server.client().await;
