@@ -275,6 +275,22 @@ async fn a_prepared_query_sees_the_writes_made_since_in_its_transaction() {
     client.batch_execute("ROLLBACK").await.unwrap();
     let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
     assert_eq!(n, 1, "after ROLLBACK, only the committed row");
+
+    // Prepared inside the transaction, then run again after its next write.
+    client.batch_execute("BEGIN").await.unwrap();
+    let inside = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    let n: i64 = client.query_one(&inside, &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    client
+        .batch_execute("INSERT INTO t VALUES (5)")
+        .await
+        .unwrap();
+    let n: i64 = client.query_one(&inside, &[]).await.unwrap().get(0);
+    assert_eq!(
+        n, 2,
+        "a statement prepared in the transaction sees its later writes"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
     // Executions in autocommit reuse the plan; another session's commit is seen.
     let other = server.client().await;
     other
