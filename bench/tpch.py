@@ -329,6 +329,10 @@ def fmt(v, digits=3):
     return "error" if v is None else f"{v:.{digits}f}"
 
 
+# Measurements after the load, in the order they run.
+WORKLOADS = ("queries", "range", "lookup", "streaming", "concurrency", "under-load")
+
+
 def ratio(a, b):
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
@@ -339,7 +343,13 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="timed runs per query, after a warm-up (median)")
     ap.add_argument("--skip-postgres", action="store_true", help="compare with DuckDB only")
     ap.add_argument("--stream-rows", type=int, default=1_000_000)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="which measurements to run after the load, comma-separated (default: all of "
+                         + ", ".join(WORKLOADS) + ")")
     args = ap.parse_args()
+    wanted = set(args.workloads.split(",")) if args.workloads else set()
+    if wanted - set(WORKLOADS):
+        ap.error(f"unknown workloads: {', '.join(sorted(wanted - set(WORKLOADS)))}")
 
     work = ROOT / "target" / "bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -377,60 +387,66 @@ def main():
         if "PostgreSQL indexes" in loads:
             print(f"\nPostgreSQL then spent {loads['PostgreSQL indexes']:.1f} s creating its indexes and analyzing.")
 
-        log("TPC-H queries")
-        results = tpch(systems, duck, args.runs)
-        names = [s.name for s in systems] + ["DuckDB"]
-        print("\n## TPC-H queries (seconds)\n")
-        print("| query | " + " | ".join(names) + " | fusegate/DuckDB | fusegate/PostgreSQL | answers |")
-        print("|---|" + "---:|" * (len(names) + 2) + "---|")
-        totals = {k: 0.0 for k in names}
-        for n, row in results.items():
-            for k in names:
-                totals[k] += row[k] or 0.0
-            print(f"| Q{n:02d} | " + " | ".join(fmt(row[k]) for k in names) +
-                  f" | {ratio(row['fusegate'], row['DuckDB'])} | {ratio(row['fusegate'], row.get('PostgreSQL'))}"
-                  f" | {row['answers']} |")
-        print("| total | " + " | ".join(fmt(totals[k]) for k in names) +
-              f" | {ratio(totals['fusegate'], totals['DuckDB'])} | {ratio(totals['fusegate'], totals.get('PostgreSQL'))} | |")
+        if "queries" in wanted:
+            log("TPC-H queries")
+            results = tpch(systems, duck, args.runs)
+            names = [s.name for s in systems] + ["DuckDB"]
+            print("\n## TPC-H queries (seconds)\n")
+            print("| query | " + " | ".join(names) + " | fusegate/DuckDB | fusegate/PostgreSQL | answers |")
+            print("|---|" + "---:|" * (len(names) + 2) + "---|")
+            totals = {k: 0.0 for k in names}
+            for n, row in results.items():
+                for k in names:
+                    totals[k] += row[k] or 0.0
+                print(f"| Q{n:02d} | " + " | ".join(fmt(row[k]) for k in names) +
+                      f" | {ratio(row['fusegate'], row['DuckDB'])} | {ratio(row['fusegate'], row.get('PostgreSQL'))}"
+                      f" | {row['answers']} |")
+            print("| total | " + " | ".join(fmt(totals[k]) for k in names) +
+                  f" | {ratio(totals['fusegate'], totals['DuckDB'])} | {ratio(totals['fusegate'], totals.get('PostgreSQL'))} | |")
 
-        log("range query")
-        sql, rq = range_query(systems, args.runs)
-        print(f"\n## Selective range on the sorted key\n\n`{sql}`\n")
-        print("| system | ms |\n|---|---:|")
-        for s in systems:
-            print(f"| {s.name} | {rq[s.name] * 1000:.1f} |")
-        print(f"\nfusegate's EXPLAIN: `{rq['pruning']}`")
+        if "range" in wanted:
+            log("range query")
+            sql, rq = range_query(systems, args.runs)
+            print(f"\n## Selective range on the sorted key\n\n`{sql}`\n")
+            print("| system | ms |\n|---|---:|")
+            for s in systems:
+                print(f"| {s.name} | {rq[s.name] * 1000:.1f} |")
+            print(f"\nfusegate's EXPLAIN: `{rq['pruning']}`")
 
-        log("point lookups")
-        pl = point_lookups(systems)
-        print("\n## Prepared point lookup, 1,000 executions (extended protocol)\n")
-        print("| system | p50 ms | p99 ms |\n|---|---:|---:|")
-        for s in systems:
-            print(f"| {s.name} | {pl[s.name][0]:.3f} | {pl[s.name][1]:.3f} |")
+        if "lookup" in wanted:
+            log("point lookups")
+            pl = point_lookups(systems)
+            print("\n## Prepared point lookup, 1,000 executions (extended protocol)\n")
+            print("| system | p50 ms | p99 ms |\n|---|---:|---:|")
+            for s in systems:
+                print(f"| {s.name} | {pl[s.name][0]:.3f} | {pl[s.name][1]:.3f} |")
 
-        log("streaming")
-        sql, st = streaming(systems, args.stream_rows)
-        print(f"\n## Streaming to a libpq client\n\n`{sql}`: psql (libpq, text) and psycopg (libpq, binary)\n")
-        print("| system | text rows/s | binary rows/s |\n|---|---:|---:|")
-        for s in systems:
-            print(f"| {s.name} | {st[s.name][0]:,.0f} | {st[s.name][1]:,.0f} |")
-        print(f"\nfusegate's peak RSS so far: {st['fusegate_rss']:.0f} MiB")
+        if "streaming" in wanted:
+            log("streaming")
+            sql, st = streaming(systems, args.stream_rows)
+            print(f"\n## Streaming to a libpq client\n\n`{sql}`: psql (libpq, text) and psycopg (libpq, binary)\n")
+            print("| system | text rows/s | binary rows/s |\n|---|---:|---:|")
+            for s in systems:
+                print(f"| {s.name} | {st[s.name][0]:,.0f} | {st[s.name][1]:,.0f} |")
+            print(f"\nfusegate's peak RSS so far: {st['fusegate_rss']:.0f} MiB")
 
-        log("concurrency")
-        cc = concurrency(systems)
-        print("\n## 16 concurrent clients, query mix, 20 s\n")
-        print("| system | queries/s |\n|---|---:|")
-        for s in systems:
-            print(f"| {s.name} | {cc[s.name]:.1f} |")
+        if "concurrency" in wanted:
+            log("concurrency")
+            cc = concurrency(systems)
+            print("\n## 16 concurrent clients, query mix, 20 s\n")
+            print("| system | queries/s |\n|---|---:|")
+            for s in systems:
+                print(f"| {s.name} | {cc[s.name]:.1f} |")
 
-        log("lookup during Q1")
-        q1 = (TPCH / "queries" / "q01.sql").read_text()
-        lq = lookup_during_q1(systems, q1)
-        print("\n## Point lookup while another connection runs Q1\n")
-        print("| system | p50 ms | p99 ms | max ms | lookups |\n|---|---:|---:|---:|---:|")
-        for s in systems:
-            p50, p99, mx, n = lq[s.name]
-            print(f"| {s.name} | {p50:.2f} | {p99:.2f} | {mx:.2f} | {n} |")
+        if "under-load" in wanted:
+            log("lookup during Q1")
+            q1 = (TPCH / "queries" / "q01.sql").read_text()
+            lq = lookup_during_q1(systems, q1)
+            print("\n## Point lookup while another connection runs Q1\n")
+            print("| system | p50 ms | p99 ms | max ms | lookups |\n|---|---:|---:|---:|---:|")
+            for s in systems:
+                p50, p99, mx, n = lq[s.name]
+                print(f"| {s.name} | {p50:.2f} | {p99:.2f} | {mx:.2f} | {n} |")
         print(f"\nLoad average after: {load_average()}")
     finally:
         for s in systems:

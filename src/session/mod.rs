@@ -975,8 +975,12 @@ impl Session {
             }
             QueryOutput::Rows { schema, stream } => {
                 let failed = self.stream_failed.clone();
-                let stream = stream
-                    .inspect_err(move |_| failed.store(true, std::sync::atomic::Ordering::Relaxed));
+                let session = self.id;
+                let stream = stream.inspect_err(move |e| {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // After the statement's own log line, which said it started well.
+                    tracing::info!(session, sqlstate = e.sqlstate(), error = %e, "statement failed while sending rows");
+                });
                 Ok(Output::Rows {
                     schema,
                     stream: Box::pin(stream),

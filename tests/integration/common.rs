@@ -241,11 +241,18 @@ pub fn sqlstate(err: &tokio_postgres::Error) -> String {
 
 /// Runs `sql` with the simple protocol and returns rows as text.
 pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client
-        .simple_query(sql)
+    try_rows(client, sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    messages
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+}
+
+/// [`rows`], for a statement that may fail.
+pub async fn try_rows(
+    client: &Client,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    let messages = client.simple_query(sql).await?;
+    Ok(messages
         .into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => {
@@ -253,7 +260,7 @@ pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
             }
             _ => None,
         })
-        .collect()
+        .collect())
 }
 
 /// One text value per row, for single-column results.
