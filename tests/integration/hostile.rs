@@ -247,10 +247,11 @@ async fn statements_that_try_to_exhaust_the_server() {
     );
 
     // Memory: a grouping larger than the 16 MiB pool spills and answers
-    // right, or — when the two partitions' reservations interleave so that
-    // merging the spilled runs needs more than is left, which happened once
-    // in 6 full runs — fails with 53200; a hash join's build side cannot
-    // spill and fails with 53200. Either way the session carries on.
+    // right, or fails with 53200 (it failed once in 6 full runs, with an
+    // error that was not recorded then; a sort of spilled runs fails so in
+    // bench/memory.py, when merging them needs more than the pool has
+    // left); a hash join's build side cannot spill and fails with 53200.
+    // Either way the session carries on.
     let grouping = "SELECT x % 1000000 AS k, count(*) FROM generate_series(1, 2000000) g(x) \
                     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1";
     match try_rows(&c, grouping).await {
