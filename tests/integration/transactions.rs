@@ -212,6 +212,11 @@ async fn savepoints() {
     );
 }
 
+/// Runs a prepared `SELECT count(*) ...`.
+async fn count_with(client: &tokio_postgres::Client, statement: &tokio_postgres::Statement) -> i64 {
+    client.query_one(statement, &[]).await.unwrap().get(0)
+}
+
 #[tokio::test]
 async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
     let server = TestServer::start();
@@ -224,7 +229,7 @@ async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
     let count = client.prepare("SELECT count(*) FROM t").await.unwrap();
     client.batch_execute("BEGIN").await.unwrap();
     client.execute(&insert, &[&1i32]).await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 1, "the transaction sees its own write");
     let other = server.client().await;
     assert_eq!(
@@ -233,7 +238,7 @@ async fn a_statement_prepared_outside_a_transaction_runs_inside_it() {
         "others do not"
     );
     client.batch_execute("ROLLBACK").await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 0, "ROLLBACK undid the prepared INSERT");
     client.execute(&insert, &[&2i32]).await.unwrap();
     assert_eq!(
@@ -252,40 +257,40 @@ async fn a_prepared_query_sees_the_writes_made_since_in_its_transaction() {
         .await
         .unwrap();
     let count = client.prepare("SELECT count(*) FROM t").await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 1);
     client.batch_execute("BEGIN").await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 1, "planned outside, run inside before any write");
     client
         .batch_execute("INSERT INTO t VALUES (2)")
         .await
         .unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 2, "the write made after the last execution is seen");
     client
         .batch_execute("SAVEPOINT s; INSERT INTO t VALUES (3)")
         .await
         .unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 3);
     client.batch_execute("ROLLBACK TO s").await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 2, "ROLLBACK TO SAVEPOINT takes the write back");
     client.batch_execute("ROLLBACK").await.unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 1, "after ROLLBACK, only the committed row");
 
     // Prepared inside the transaction, then run again after its next write.
     client.batch_execute("BEGIN").await.unwrap();
     let inside = client.prepare("SELECT count(*) FROM t").await.unwrap();
-    let n: i64 = client.query_one(&inside, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &inside).await;
     assert_eq!(n, 1);
     client
         .batch_execute("INSERT INTO t VALUES (5)")
         .await
         .unwrap();
-    let n: i64 = client.query_one(&inside, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &inside).await;
     assert_eq!(
         n, 2,
         "a statement prepared in the transaction sees its later writes"
@@ -297,7 +302,7 @@ async fn a_prepared_query_sees_the_writes_made_since_in_its_transaction() {
         .batch_execute("INSERT INTO t VALUES (4)")
         .await
         .unwrap();
-    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    let n = count_with(&client, &count).await;
     assert_eq!(n, 2, "another session's commit is seen");
 }
 
