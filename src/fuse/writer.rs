@@ -3,11 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::RecordBatch;
+use std::collections::HashSet;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::meta::BlockMeta;
 use super::schema::TableSchema;
@@ -25,6 +29,13 @@ const PAGE_ROWS: usize = 8 * 1024;
 /// lookup reads: high-cardinality columns fall back to plain encoding past
 /// this (arrow-rs's default is 1 MiB); low-cardinality ones keep theirs.
 const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
+/// Rows of a block's first batch sampled to tell a column of (nearly) unique
+/// values, for which a dictionary only costs: arrow-rs fills one up to
+/// [`DICTIONARY_PAGE_BYTES`] before falling back to plain encoding, and a
+/// point lookup then decompresses that dictionary page as well as its data
+/// page. Fewer sampled rows than [`MIN_SAMPLE`] decide nothing.
+const SAMPLE_ROWS: usize = 8 * 1024;
+const MIN_SAMPLE: usize = 1024;
 
 /// How big blocks may grow.
 #[derive(Debug, Clone, Copy)]
@@ -92,9 +103,10 @@ impl TableWriter {
         let mut offset = 0;
         while offset < batch.num_rows() {
             if self.current.is_none() {
+                let props =
+                    block_properties(&self.props, &batch.slice(offset, batch.num_rows() - offset));
                 let block =
-                    open_block(&self.storage, &self.arrow_schema, &self.props, &self.schema)
-                        .await?;
+                    open_block(&self.storage, &self.arrow_schema, props, &self.schema).await?;
                 self.current = Some(block);
             }
             let Some(block) = self.current.as_mut() else {
@@ -174,12 +186,12 @@ impl TableWriter {
 async fn open_block(
     storage: &Storage,
     arrow_schema: &SchemaRef,
-    props: &WriterProperties,
+    props: WriterProperties,
     schema: &TableSchema,
 ) -> Result<OpenBlock> {
     let location = super::meta::paths::new_block();
     let sink = storage.block_writer(&location).await?;
-    let writer = AsyncArrowWriter::try_new(sink, arrow_schema.clone(), Some(props.clone()))?;
+    let writer = AsyncArrowWriter::try_new(sink, arrow_schema.clone(), Some(props))?;
     Ok(OpenBlock {
         location,
         writer,
@@ -191,4 +203,66 @@ async fn open_block(
             .map(|c| StatsBuilder::new(c.ty.clone()))
             .collect(),
     })
+}
+
+/// The block's writer properties: `base`, with dictionary encoding off for the
+/// top-level columns whose sampled values are mostly distinct.
+fn block_properties(base: &WriterProperties, first: &RecordBatch) -> WriterProperties {
+    let sample = first.num_rows().min(SAMPLE_ROWS);
+    if sample < MIN_SAMPLE {
+        return base.clone();
+    }
+    let mut builder = base.clone().into_builder();
+    for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+        if field.data_type().is_nested() || !mostly_distinct(&column.slice(0, sample)) {
+            continue;
+        }
+        builder =
+            builder.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+    }
+    builder.build()
+}
+
+/// Whether more than half of `column`'s values differ from each other.
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    let Ok(converter) = RowConverter::new(vec![SortField::new(column.data_type().clone())]) else {
+        return false;
+    };
+    let Ok(rows) = converter.convert_columns(std::slice::from_ref(column)) else {
+        return false;
+    };
+    let distinct: HashSet<&[u8]> = rows.iter().map(|r| r.data()).collect();
+    distinct.len() * 2 > column.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("status", DataType::Utf8, false),
+        ]);
+        let ids = Int64Array::from_iter_values(0..rows as i64);
+        let status = StringArray::from_iter_values((0..rows).map(|i| ["F", "O", "P"][i % 3]));
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(status)])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn unique_columns_are_written_without_a_dictionary() {
+        let base = WriterProperties::builder().build();
+        let props = block_properties(&base, &batch(4096));
+        assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
+        assert!(props.dictionary_enabled(&ColumnPath::from("status")));
+        // Too few rows to tell: the default stays.
+        let props = block_properties(&base, &batch(100));
+        assert!(props.dictionary_enabled(&ColumnPath::from("id")));
+    }
 }

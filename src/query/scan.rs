@@ -13,8 +13,8 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -150,6 +150,17 @@ pub async fn scan_table(
     if let Some(p) = predicate {
         source = source.with_predicate(p);
     }
+    // Fuse blocks carry no bloom filters: looking for them cost every open.
+    source = source.with_bloom_filter_on_read(false);
+    if filters.iter().any(is_point_predicate) {
+        // An equality on a column keeps a few rows of the page the page index
+        // left: evaluated while decoding, the other columns decode only those
+        // rows. Broad filters stay after decoding (DataFusion's default),
+        // where they cost less than decoding in two passes.
+        source = source
+            .with_pushdown_filters(true)
+            .with_reorder_filters(true);
+    }
     let config = FileScanConfigBuilder::new(
         // Our reader factory does the IO; the URL only satisfies the registry lookup.
         ObjectStoreUrl::local_filesystem(),
@@ -166,6 +177,24 @@ pub async fn scan_table(
     .with_limit(limit)
     .build();
     Ok(DataSourceExec::from_data_source(config))
+}
+
+/// `column = constant` (either way round, through casts).
+fn is_point_predicate(filter: &Expr) -> bool {
+    fn strip(e: &Expr) -> &Expr {
+        match e {
+            Expr::Cast(c) => strip(&c.expr),
+            Expr::TryCast(c) => strip(&c.expr),
+            other => other,
+        }
+    }
+    let Expr::BinaryExpr(b) = filter else {
+        return false;
+    };
+    let constant = |e: &Expr| matches!(strip(e), Expr::Literal(..) | Expr::Placeholder(_));
+    let column = |e: &Expr| matches!(strip(e), Expr::Column(_));
+    b.op == Operator::Eq
+        && ((column(&b.left) && constant(&b.right)) || (constant(&b.left) && column(&b.right)))
 }
 
 /// Spreads blocks over `partitions` groups of similar byte size.
@@ -265,5 +294,26 @@ impl ParquetFileReaderFactory for FuseReaderFactory {
             .storage
             .block_reader(file.object_meta.location.as_ref(), file.object_meta.size);
         Ok(Box::new(reader))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{cast, col, lit, placeholder};
+
+    use super::*;
+
+    #[test]
+    fn point_predicates_are_column_equals_constant() {
+        assert!(is_point_predicate(&col("k").eq(lit(5))));
+        assert!(is_point_predicate(&lit(5).eq(col("k"))));
+        assert!(is_point_predicate(
+            &cast(col("k"), arrow::datatypes::DataType::Int64).eq(placeholder("$1"))
+        ));
+        assert!(!is_point_predicate(&col("k").gt(lit(5))));
+        assert!(!is_point_predicate(&col("k").eq(col("j"))));
+        assert!(!is_point_predicate(
+            &col("k").eq(lit(5)).or(col("k").eq(lit(6)))
+        ));
     }
 }

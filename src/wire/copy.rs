@@ -54,7 +54,7 @@ where
     let mut rows = 0u64;
     while let Some(batch) = batches.next().await {
         let batch = super::pgtext::render(batch.map_err(to_pgwire)?, &fields);
-        for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
+        for row in super::rows::encode_batch(fields.clone(), batch) {
             let row = row?;
             let mut line = BytesMut::new();
             write_row(&mut line, &split_data_row(&row.data, columns)?, format);

@@ -1,5 +1,5 @@
 //! Session output → pgwire responses: Arrow batches become DataRows (text or
-//! binary, per column, by arrow-pg) lazily, batch by batch, as the client reads.
+//! binary, per column, by `rows`) lazily, batch by batch, as the client reads.
 
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ fn row_stream(
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
                 Ok(batch) => {
                     let batch = super::pgtext::render(batch, &fields);
-                    arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
+                    Box::new(super::rows::encode_batch(fields.clone(), batch))
                 }
                 Err(e) => Box::new(std::iter::once(Err(to_pgwire(e)))),
             };

@@ -11,6 +11,7 @@ mod encode;
 mod error;
 mod params;
 mod pgtext;
+mod rows;
 pub mod scram;
 
 use std::collections::HashMap;
