@@ -1,9 +1,10 @@
 //! Fail-Safe restore speed: deletes N blocks of a table in a versioned bucket
 //! (moto's S3 server, started here) and restores them three ways in one run:
 //!
-//! - `fuse_amend`: one versioned listing, then server-side restores of the
-//!   listed versions (`restore_with(..).version(v)`), 64 in flight;
-//! - the same restores one at a time;
+//! - `fuse_amend`: one versioned listing, then the listed delete markers
+//!   removed in batches of 1,000 (S3's DeleteObjects);
+//! - server-side copies of the listed versions (`restore_with(..).version(v)`,
+//!   what fuse_amend falls back to), one at a time;
 //! - one-at-a-time GET of the old version + PUT (what Databend's amend does).
 //!
 //! moto answers on loopback in microseconds but serves only a few hundred
@@ -228,10 +229,7 @@ async fn run_round(endpoint: &str, via: &str, round: usize, rtt: u64, blocks: us
     let report = fusegate::system::amend::fuse_amend(&fuse, "default", "t")
         .await
         .unwrap();
-    results.push((
-        "fuse_amend (listing + concurrent restore)",
-        started.elapsed(),
-    ));
+    results.push(("fuse_amend (listing + batched undelete)", started.elapsed()));
     assert_eq!(report.restored as usize, blocks);
 
     delete_blocks();
@@ -245,7 +243,7 @@ async fn run_round(endpoint: &str, via: &str, round: usize, rtt: u64, blocks: us
             r.unwrap();
         }
     }
-    results.push(("same restores, one at a time", started.elapsed()));
+    results.push(("server-side copies, one at a time", started.elapsed()));
 
     delete_blocks();
     let paths = block_versions().await;

@@ -68,6 +68,16 @@ pub enum Restore {
     /// Make this earlier version current again (`restore_with(..).version(v)`,
     /// a server-side copy).
     FromVersion(String),
+    /// Remove these delete markers (every one the listing showed for the
+    /// object), which makes its newest version current again: S3's own
+    /// undelete, what `Operator::restore` does for one marker. Sent in batches
+    /// (S3's DeleteObjects takes 1,000 a request); when a batch fails — a
+    /// credential without `s3:DeleteObjectVersion`, say — `version` is
+    /// restored by a copy instead.
+    Undelete {
+        markers: Vec<String>,
+        version: String,
+    },
 }
 
 #[derive(Clone)]
@@ -380,19 +390,61 @@ impl Storage {
     }
 
     /// Restores objects inside the storage service (no bytes pass through
-    /// fusegate), [`IO_CONCURRENCY`] at a time. One result per request, in order.
+    /// fusegate): the delete markers of [`Restore::Undelete`]s in batches,
+    /// then the rest [`IO_CONCURRENCY`] at a time. One result per request, in
+    /// order.
     pub async fn restore_many(&self, requests: Vec<(String, Restore)>) -> Vec<Result<()>> {
+        let markers: Vec<(String, String)> = requests
+            .iter()
+            .filter_map(|(path, how)| match how {
+                Restore::Undelete { markers, .. } => {
+                    Some(markers.iter().map(|m| (path.clone(), m.clone())))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let undeleted = !markers.is_empty()
+            && self.op.info().capability().delete_with_version
+            && match self.remove_versions(markers).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // Nothing is lost by retrying as copies: a marker removed
+                    // before the failure already brought its object back, and
+                    // copying that object's version again adds an identical one.
+                    let e = self.map_err(e, "remove delete markers", "");
+                    tracing::warn!(error = %e, "removing delete markers failed; restoring by copies instead");
+                    false
+                }
+            };
         futures::stream::iter(requests)
             .map(|(path, how)| async move {
                 let result = match &how {
+                    Restore::Undelete { .. } if undeleted => return Ok(()),
+                    Restore::Undelete { version, .. } | Restore::FromVersion(version) => {
+                        self.op.restore_with(&path).version(version).await
+                    }
                     Restore::RemoveDeleteMarker => self.op.restore(&path).await,
-                    Restore::FromVersion(v) => self.op.restore_with(&path).version(v).await,
                 };
                 result.map_err(|e| self.map_err(e, "restore", &path))
             })
             .buffered(IO_CONCURRENCY)
             .collect()
             .await
+    }
+
+    /// Deletes the given versions of objects, batched (one DeleteObjects
+    /// request per 1,000 on S3); fails as a whole.
+    async fn remove_versions(&self, versions: Vec<(String, String)>) -> opendal::Result<()> {
+        let mut deleter = self.op.deleter().await?;
+        for (path, version) in versions {
+            let options = opendal::options::DeleteOptions {
+                version: Some(version),
+                ..Default::default()
+            };
+            deleter.delete((path, options)).await?;
+        }
+        deleter.close().await
     }
 
     /// A Parquet reader for the block at `path` of known size `size`.

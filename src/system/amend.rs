@@ -5,7 +5,8 @@
 //!    whether it is live, hidden by a delete marker, or has only older versions.
 //! 2. The snapshot is restored first if missing (it must be read to find the
 //!    rest), then the segments, then the blocks and the snapshot hint, each
-//!    batch restored inside the storage service with bounded concurrency.
+//!    batch restored inside the storage service: delete markers removed in
+//!    batches of 1,000, copies of old versions with bounded concurrency.
 //! 3. Objects with no version to restore are reported, after everything that
 //!    could be restored was.
 
@@ -35,6 +36,9 @@ struct ObjectState {
     marked_deleted: bool,
     /// The newest version with content.
     newest_version: Option<String>,
+    /// The version ids of the object's delete markers; `None` once one
+    /// without an id was seen.
+    delete_markers: Option<Vec<String>>,
 }
 
 pub(super) struct Plan {
@@ -45,7 +49,21 @@ impl Plan {
     pub(super) fn new(versions: Vec<ObjectVersion>) -> Plan {
         let mut objects: HashMap<String, ObjectState> = HashMap::new();
         for v in versions {
-            let state = objects.entry(v.path.clone()).or_default();
+            let state = objects
+                .entry(v.path.clone())
+                .or_insert_with(|| ObjectState {
+                    delete_markers: Some(Vec::new()),
+                    ..ObjectState::default()
+                });
+            if v.is_delete_marker {
+                state.delete_markers = match (state.delete_markers.take(), &v.version) {
+                    (Some(mut ids), Some(id)) => {
+                        ids.push(id.clone());
+                        Some(ids)
+                    }
+                    _ => None,
+                };
+            }
             if v.is_latest {
                 if v.is_delete_marker {
                     state.marked_deleted = true;
@@ -63,15 +81,25 @@ impl Plan {
 
     /// How to bring `path` back; `Ok(None)` when it is live.
     ///
-    /// The listing already names the version to bring back, so the restore is
-    /// one server-side copy of it (`restore_with(..).version(v)`), where
-    /// removing the delete marker (`Operator::restore`) would first list the
-    /// object's versions again: a second request, and on some servers one
-    /// that scans the bucket.
+    /// The listing already names what to remove or copy, so no restore needs
+    /// a request of its own to look first. An object hidden by delete markers
+    /// comes back by removing all of them (several when it was deleted more
+    /// than once), batched with the others' (S3's undelete); one without
+    /// markers over its versions (its current version itself was deleted) by
+    /// a server-side copy of the newest version (`restore_with(..).version(v)`).
     pub(super) fn restore_of(&self, path: &str) -> std::result::Result<Option<Restore>, ()> {
         match self.objects.get(path) {
             Some(s) if s.live => Ok(None),
             // "null" is a version id too: the object as written before versioning was enabled.
+            Some(ObjectState {
+                marked_deleted: true,
+                newest_version: Some(v),
+                delete_markers: Some(markers),
+                ..
+            }) => Ok(Some(Restore::Undelete {
+                markers: markers.clone(),
+                version: v.clone(),
+            })),
             Some(ObjectState {
                 newest_version: Some(v),
                 ..
@@ -325,5 +353,77 @@ pub fn args<'a>(procedure: &str, args: &'a [String]) -> Result<(&'a str, &'a str
             "function {procedure} takes (database, table), got {} arguments",
             args.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(path: &str, id: &str, is_latest: bool, is_delete_marker: bool) -> ObjectVersion {
+        ObjectVersion {
+            path: path.to_string(),
+            version: Some(id.to_string()),
+            is_latest,
+            is_delete_marker,
+        }
+    }
+
+    #[test]
+    fn the_listing_decides_how_each_object_comes_back() {
+        let plan = Plan::new(vec![
+            version("live", "l1", true, false),
+            // Deleted once.
+            version("once", "m1", true, true),
+            version("once", "o1", false, false),
+            // Deleted twice: both markers go.
+            version("twice", "m3", true, true),
+            version("twice", "m2", false, true),
+            version("twice", "t1", false, false),
+            // Its current version was deleted for good: no marker to remove.
+            version("old", "v1", false, false),
+            // Content the listing gave no version id: `Operator::restore`
+            // finds the marker to remove itself.
+            version("anonymous", "m4", true, true),
+            ObjectVersion {
+                version: None,
+                ..version("anonymous", "", false, false)
+            },
+        ]);
+        assert_eq!(plan.restore_of("live"), Ok(None));
+        assert_eq!(
+            plan.restore_of("once"),
+            Ok(Some(Restore::Undelete {
+                markers: vec!["m1".into()],
+                version: "o1".into()
+            }))
+        );
+        assert_eq!(
+            plan.restore_of("twice"),
+            Ok(Some(Restore::Undelete {
+                markers: vec!["m3".into(), "m2".into()],
+                version: "t1".into()
+            }))
+        );
+        assert_eq!(
+            plan.restore_of("old"),
+            Ok(Some(Restore::FromVersion("v1".into())))
+        );
+        assert_eq!(
+            plan.restore_of("anonymous"),
+            Ok(Some(Restore::RemoveDeleteMarker))
+        );
+        assert_eq!(plan.restore_of("never"), Err(()));
+    }
+
+    #[test]
+    fn a_marker_without_a_version_id_means_a_copy() {
+        let mut marker = version("x", "", true, true);
+        marker.version = None;
+        let plan = Plan::new(vec![marker, version("x", "v1", false, false)]);
+        assert_eq!(
+            plan.restore_of("x"),
+            Ok(Some(Restore::FromVersion("v1".into())))
+        );
     }
 }

@@ -273,6 +273,73 @@ async fn nothing_missing_writes_nothing_and_twice_is_safe() {
     );
 }
 
+/// Deleted objects come back as the versions they were (their delete
+/// markers removed, not copies of them), even when deleted twice over.
+#[tokio::test]
+async fn objects_deleted_twice_come_back_as_the_same_versions() {
+    let s3 = S3::start();
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(&format!(
+        "CREATE TABLE twice(a INT) {}",
+        s3.location(&s3.versioned_bucket)
+    ))
+    .await
+    .unwrap();
+    for i in 0..3 {
+        c.batch_execute(&format!("INSERT INTO twice VALUES ({i})"))
+            .await
+            .unwrap();
+    }
+    // key -> version id of every live object.
+    let live = |versions: Vec<serde_json::Value>| {
+        let mut v: Vec<(String, String)> = versions
+            .iter()
+            .filter(|v| v["latest"] == true && v["marker"] == false)
+            .map(|v| {
+                (
+                    v["key"].as_str().unwrap().to_string(),
+                    v["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = live(s3.versions(&s3.versioned_bucket));
+    assert_eq!(before.len(), 3 + 3 + 3 + 1, "{before:?}");
+    let keys: Vec<String> = before.iter().map(|(k, _)| k.clone()).collect();
+    s3.delete_all(&s3.versioned_bucket);
+    // A second delete of the same keys stacks another marker on each.
+    s3.delete(&s3.versioned_bucket, &keys);
+    let markers = s3
+        .versions(&s3.versioned_bucket)
+        .iter()
+        .filter(|v| v["marker"] == true && keys.iter().any(|k| v["key"] == k.as_str()))
+        .count();
+    assert_eq!(markers, 2 * keys.len());
+    assert!(s3.keys(&s3.versioned_bucket).is_empty());
+
+    // The current snapshot, its 3 segments and 3 blocks, and the hint (the
+    // two older snapshots are not needed and stay deleted).
+    assert_eq!(
+        amend(&c, "default", "twice").await.unwrap(),
+        ("Ok".into(), 8, 8)
+    );
+    let after = live(s3.versions(&s3.versioned_bucket));
+    assert_eq!(after.len(), 8, "{after:?}");
+    for object in &after {
+        assert!(
+            before.contains(object),
+            "{object:?} is not a version that was current before"
+        );
+    }
+    assert_eq!(
+        column(&c, "SELECT sum(a) FROM twice").await,
+        vec![Some("3".into())]
+    );
+}
+
 #[tokio::test]
 async fn storage_without_versions_is_refused_clearly() {
     let s3 = S3::start();
