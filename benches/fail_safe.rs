@@ -52,8 +52,8 @@ fn s3ctl(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// Forwards 127.0.0.1:<returned port> to `target`, delaying each chunk in
-/// each direction by `half_rtt`.
+/// Forwards 127.0.0.1:<returned port> to `target`, delivering each chunk in
+/// each direction `half_rtt` after it arrived.
 async fn latency_proxy(target: String, half_rtt: Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -86,14 +86,30 @@ async fn pipe(
     delay: Duration,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        tokio::time::sleep(delay).await;
-        if to.write_all(&buf[..n]).await.is_err() {
+    // Each chunk leaves `delay` after it arrived, while the next ones are
+    // already on their way: latency without limiting bandwidth (sleeping
+    // before each write would make a large listing, which moto sends in
+    // many small writes, cost a delay per chunk).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    while let Some((due, chunk)) = rx.recv().await {
+        tokio::time::sleep_until(due.into()).await;
+        if to.write_all(&chunk).await.is_err() {
             return;
         }
     }
