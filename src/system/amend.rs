@@ -36,9 +36,10 @@ struct ObjectState {
     marked_deleted: bool,
     /// The newest version with content.
     newest_version: Option<String>,
-    /// The version ids of the object's delete markers; `None` once one
-    /// without an id was seen.
-    delete_markers: Option<Vec<String>>,
+    /// The version ids of the object's delete markers.
+    delete_markers: Vec<String>,
+    /// A delete marker came without a version id (it cannot be removed by id).
+    unnamed_marker: bool,
 }
 
 pub(super) struct Plan {
@@ -49,20 +50,12 @@ impl Plan {
     pub(super) fn new(versions: Vec<ObjectVersion>) -> Plan {
         let mut objects: HashMap<String, ObjectState> = HashMap::new();
         for v in versions {
-            let state = objects
-                .entry(v.path.clone())
-                .or_insert_with(|| ObjectState {
-                    delete_markers: Some(Vec::new()),
-                    ..ObjectState::default()
-                });
+            let state = objects.entry(v.path.clone()).or_default();
             if v.is_delete_marker {
-                state.delete_markers = match (state.delete_markers.take(), &v.version) {
-                    (Some(mut ids), Some(id)) => {
-                        ids.push(id.clone());
-                        Some(ids)
-                    }
-                    _ => None,
-                };
+                match &v.version {
+                    Some(id) => state.delete_markers.push(id.clone()),
+                    None => state.unnamed_marker = true,
+                }
             }
             if v.is_latest {
                 if v.is_delete_marker {
@@ -94,7 +87,8 @@ impl Plan {
             Some(ObjectState {
                 marked_deleted: true,
                 newest_version: Some(v),
-                delete_markers: Some(markers),
+                delete_markers: markers,
+                unnamed_marker: false,
                 ..
             }) => Ok(Some(Restore::Undelete {
                 markers: markers.clone(),
