@@ -57,7 +57,11 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fusegate"));
+        // FUSEGATE_TEST_SERVER runs the tests against another build of the
+        // server (e.g. target/release/fusegate, to time or profile a suite).
+        let binary = std::env::var_os("FUSEGATE_TEST_SERVER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_fusegate").into());
+        let mut command = Command::new(binary);
         // The server dies with the test thread that started it, even if the
         // test process is killed before it can clean up.
         unsafe {
