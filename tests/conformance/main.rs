@@ -238,12 +238,13 @@ async fn run_file(
         .await
         .unwrap();
     let mut records: Vec<Record<DefaultColumnType>> = sqllogictest::parse_file(path).unwrap();
-    // Records that set how the runner compares results, given to every shard.
-    let mut setup = Vec::new();
-    if hash_threshold > 0 {
-        // SQLite's suites list results one value per line.
-        setup = sqllogictest::parse::<DefaultColumnType>("control resultmode valuewise\n").unwrap();
-    }
+    // Records that set how the runner compares results, given to every shard:
+    // SQLite's suites list results one value per line.
+    let setup = if hash_threshold > 0 {
+        sqllogictest::parse::<DefaultColumnType>("control resultmode valuewise\n").unwrap()
+    } else {
+        Vec::new()
+    };
     // Shards run on connections of their own, so only files whose session
     // state is all made by statements (SQLite's) may be split.
     let tail = if shards > 1 {
