@@ -13,6 +13,7 @@ mod functions;
 mod insert;
 mod interrupt;
 mod json;
+mod kept;
 mod limits;
 mod mutation;
 mod only_row;
@@ -362,6 +363,9 @@ pub struct QueryPlan {
     kind: PlanKind,
     /// Result column names shown to the client, where they differ from the plan's.
     names: Option<Vec<Option<String>>>,
+    /// For a prepared statement, the physical plan kept across executions,
+    /// shared by the plan's clones.
+    kept: Option<kept::KeptSlot>,
 }
 
 impl QueryPlan {
@@ -369,6 +373,13 @@ impl QueryPlan {
     /// which must stay unique while PostgreSQL's need not).
     pub fn with_output_names(mut self, names: Option<Vec<Option<String>>>) -> Self {
         self.names = names;
+        self
+    }
+
+    /// Marks the plan as a prepared statement's: its physical plan is made
+    /// once and kept across executions where that is safe (see `kept`).
+    pub fn kept_across_executions(mut self) -> Self {
+        self.kept = Some(Default::default());
         self
     }
 
@@ -463,6 +474,11 @@ pub enum QueryOutput {
     Affected { kind: PlanKind, rows: u64 },
 }
 
+/// A kept plan prunes blocks as it opens them, each against its own
+/// statistics; beyond this many blocks, pruning them all at once while
+/// planning costs less than keeping the plan saves.
+const KEEP_MAX_BLOCKS: usize = 256;
+
 /// One session's DataFusion context.
 pub struct QueryContext {
     ctx: SessionContext,
@@ -545,6 +561,7 @@ impl QueryContext {
             plan,
             kind,
             names: None,
+            kept: None,
         })
     }
 
@@ -556,6 +573,12 @@ impl QueryContext {
         params: Option<ParamValues>,
     ) -> Result<QueryOutput> {
         self.reports.take();
+        if let Some(slot) = &plan.kept
+            && plan.kind == PlanKind::Rows
+            && let Some(output) = self.execute_kept(plan, slot, params.as_ref()).await?
+        {
+            return Ok(output);
+        }
         let mut logical = plan.plan.clone();
         if let Some(params) = params {
             logical = logical.with_param_values(params).map_err(from_datafusion)?;
@@ -601,6 +624,106 @@ impl QueryContext {
                 Ok(QueryOutput::Affected { kind, rows })
             }
         }
+    }
+
+    /// Runs `plan` through its kept physical plan, made at its first
+    /// execution (see `kept`). `None` when it has none or the parameters do
+    /// not bind: the caller plans as usual.
+    async fn execute_kept(
+        &self,
+        plan: &QueryPlan,
+        slot: &kept::KeptSlot,
+        params: Option<&ParamValues>,
+    ) -> Result<Option<QueryOutput>> {
+        let found = {
+            let mut state = slot.lock().map_err(|_| Error::internal("kept plan lock"))?;
+            match &*state {
+                kept::Kept::No => return Ok(None),
+                kept::Kept::Ready(k) => Some(k.clone()),
+                kept::Kept::Untried => {
+                    // Tried once: concurrent executions plan as usual meanwhile.
+                    *state = kept::Kept::No;
+                    None
+                }
+            }
+        };
+        let ready = match found {
+            Some(ready) => ready,
+            None => {
+                let made = self.make_kept(plan).await;
+                self.reports.take();
+                let made = match made {
+                    Ok(made) => made,
+                    Err(why) => {
+                        tracing::debug!(
+                            why,
+                            "the prepared statement is planned at every execution"
+                        );
+                        return Ok(None);
+                    }
+                };
+                tracing::debug!(
+                    heavy = made.heavy,
+                    "the prepared statement's physical plan is kept"
+                );
+                let made = Arc::new(made);
+                if let Ok(mut state) = slot.lock() {
+                    *state = kept::Kept::Ready(made.clone());
+                }
+                made
+            }
+        };
+        let Some(bound) = ready.bind(params) else {
+            return Ok(None);
+        };
+        // The scans' shared work queues are made anew for each execution.
+        let physical =
+            datafusion::physical_plan::execution_plan::reset_plan_states(ready.plan.clone())
+                .map_err(from_datafusion)?;
+        let context = self.ctx.task_ctx();
+        let stream = if ready.heavy {
+            background::execute(physical, context)?
+        } else {
+            let stream = datafusion::physical_plan::execute_stream(physical, context)
+                .map_err(from_datafusion)?;
+            Box::pin(stream.map_err(from_datafusion))
+        };
+        // The parameters stay bound while the rows stream.
+        let stream: BatchStream = Box::pin(stream.map_ok(move |batch| {
+            let _ = &bound;
+            batch
+        }));
+        Ok(Some(QueryOutput::Rows {
+            schema: plan.output_schema(),
+            stream: self.interrupt.current().guard(stream),
+        }))
+    }
+
+    /// Makes the physical plan of `plan` to keep, with its parameters left
+    /// open; `Err` says why it cannot be kept.
+    async fn make_kept(&self, plan: &QueryPlan) -> std::result::Result<kept::KeptPlan, String> {
+        if !kept::may_keep(&plan.plan) {
+            return Err("it calls a function that is not immutable".into());
+        }
+        let state = self.ctx.state();
+        let slot = Arc::new(kept::ParamSlot::default());
+        let optimized = state.optimize(&plan.plan).map_err(|e| e.to_string())?;
+        let (bound, types) = kept::bind_params(optimized, &slot)
+            .map_err(|e| e.to_string())?
+            .ok_or("a parameter's type is unknown")?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&bound, &state)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !kept::may_rerun(&physical) {
+            return Err("an operator of its plan may not run twice".into());
+        }
+        if self.reports.blocks_total() > KEEP_MAX_BLOCKS {
+            return Err(format!("it scans more than {KEEP_MAX_BLOCKS} blocks"));
+        }
+        let heavy = self.reports.blocks_read() > self.heavy_query_blocks;
+        Ok(kept::KeptPlan::new(physical, slot, types, heavy))
     }
 
     /// Evaluates a constant SQL expression as a timestamp (microseconds since

@@ -22,6 +22,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 
 use super::error::from_datafusion;
 use super::evolve::FieldIdAdapterFactory;
+use super::kept;
 use super::prune::prune_blocks;
 use crate::error::Result;
 use crate::fuse::FuseTable;
@@ -46,6 +47,14 @@ impl ScanReports {
     pub fn push(&self, report: ScanReport) {
         if let Ok(mut v) = self.0.lock() {
             v.push(report);
+        }
+    }
+
+    /// Blocks of the tables the statement planned so far scans.
+    pub fn blocks_total(&self) -> usize {
+        match self.0.lock() {
+            Ok(v) => v.iter().map(|r| r.blocks_total).sum(),
+            Err(_) => 0,
         }
     }
 
@@ -88,17 +97,20 @@ pub async fn scan_table(
         Some(expr) => {
             let df_schema =
                 DFSchema::try_from(arrow_schema.as_ref().clone()).map_err(from_datafusion)?;
-            Some(
-                state
-                    .create_physical_expr(expr, &df_schema)
-                    .map_err(from_datafusion)?,
-            )
+            let predicate = state
+                .create_physical_expr(expr, &df_schema)
+                .map_err(from_datafusion)?;
+            // A kept plan's parameters take each execution's values.
+            Some(kept::param_exprs(predicate).map_err(from_datafusion)?)
         }
         None => None,
     };
     let keep = match &predicate {
-        Some(p) => prune_blocks(p, arrow_schema, &table.meta().schema, &all_blocks)?,
-        None => vec![true; all_blocks.len()],
+        Some(p) if !kept::has_unbound_param(p) => {
+            prune_blocks(p, arrow_schema, &table.meta().schema, &all_blocks)?
+        }
+        // No filter, or a kept plan's parameters: pruned as blocks are opened.
+        _ => vec![true; all_blocks.len()],
     };
     let mut blocks: Vec<&BlockMeta> = all_blocks
         .iter()
@@ -191,7 +203,9 @@ fn is_point_predicate(filter: &Expr) -> bool {
     let Expr::BinaryExpr(b) = filter else {
         return false;
     };
-    let constant = |e: &Expr| matches!(strip(e), Expr::Literal(..) | Expr::Placeholder(_));
+    let constant = |e: &Expr| {
+        matches!(strip(e), Expr::Literal(..) | Expr::Placeholder(_)) || kept::is_param(strip(e))
+    };
     let column = |e: &Expr| matches!(strip(e), Expr::Column(_));
     b.op == Operator::Eq
         && ((column(&b.left) && constant(&b.right)) || (constant(&b.left) && column(&b.right)))

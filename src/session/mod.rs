@@ -8,7 +8,7 @@ mod roles;
 mod settings;
 mod show;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, StringArray};
@@ -68,8 +68,9 @@ pub enum Output {
 #[derive(Clone)]
 pub struct Prepared {
     pub statement: Statement,
-    /// The plan and what it was made against.
-    plan: Option<(QueryPlan, PlanBasis)>,
+    /// The plan and what it was made against; replaced when that no longer
+    /// holds, so the next executions reuse the new one.
+    plan: Option<Arc<Mutex<(QueryPlan, PlanBasis)>>>,
     /// Types of `$1..$n` (None: not inferable).
     pub param_types: Vec<Option<DataType>>,
     /// The result columns; empty for statements that return none.
@@ -248,10 +249,10 @@ impl Session {
         let (plan, param_types, schema) = match &statement {
             Statement::Query(ast) => {
                 let basis = self.plan_basis().await?;
-                let plan = self.plan(ast).await?;
+                let plan = self.plan(ast).await?.kept_across_executions();
                 let types = plan.parameter_types()?;
                 let schema = plan.output_schema();
-                (Some((plan, basis)), types, schema)
+                (Some(Arc::new(Mutex::new((plan, basis)))), types, schema)
             }
             other => (None, Vec::new(), show::result_schema(other, &self.database)),
         };
@@ -282,18 +283,29 @@ impl Session {
         let started = Instant::now();
         let result = guard(async {
             match &prepared.plan {
-                Some((plan, basis)) => {
+                Some(kept) => {
                     let now = self.plan_basis().await?;
-                    let plan = if basis.still_holds(&now, plan) {
-                        plan.clone()
-                    } else {
-                        // The catalog or the transaction's writes moved on, or a
-                        // write now runs in another transaction: plan again so
-                        // tables are read (and written) right.
-                        let Statement::Query(ast) = &prepared.statement else {
-                            return Err(Error::internal("prepared plan without a query"));
-                        };
-                        self.plan(ast).await?
+                    let held = {
+                        let kept = kept
+                            .lock()
+                            .map_err(|_| Error::internal("prepared plan lock"))?;
+                        kept.1.still_holds(&now, &kept.0).then(|| kept.0.clone())
+                    };
+                    let plan = match held {
+                        Some(plan) => plan,
+                        None => {
+                            // The catalog or the transaction's writes moved on, or a
+                            // write now runs in another transaction: plan again so
+                            // tables are read (and written) right.
+                            let Statement::Query(ast) = &prepared.statement else {
+                                return Err(Error::internal("prepared plan without a query"));
+                            };
+                            let plan = self.plan(ast).await?.kept_across_executions();
+                            if let Ok(mut kept) = kept.lock() {
+                                *kept = (plan.clone(), now);
+                            }
+                            plan
+                        }
                     };
                     self.run_plan(&plan, params).await
                 }

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 
 use crate::common::{TestServer, age_files, rows};
 
-fn scrape(server: &TestServer) -> String {
+pub(crate) fn scrape(server: &TestServer) -> String {
     let log = server.log();
     let addr = log
         .split("metrics=")

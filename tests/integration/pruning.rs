@@ -101,3 +101,122 @@ async fn range_filters_skip_blocks() {
         "10000"
     );
 }
+
+/// Bytes the server has read from storage so far.
+fn bytes_read(server: &TestServer) -> f64 {
+    crate::metrics::scrape(server)
+        .lines()
+        .filter(|l| {
+            l.starts_with("fusegate_opendal_operation_bytes_sum")
+                && l.contains(r#"operation="read""#)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// A prepared statement's physical plan is made once and kept; its
+/// parameters still prune blocks, at each execution with that execution's
+/// values, and it sees what later writes commit.
+#[tokio::test]
+async fn kept_prepared_plans_prune_with_each_executions_values() {
+    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let mut c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 1000;
+         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, 20000) AS g(v) ORDER BY v",
+    )
+    .await
+    .unwrap();
+    let lookup = c
+        .prepare("SELECT id, kind FROM events WHERE id = $1")
+        .await
+        .unwrap();
+    for id in [1i64, 1500, 17777, 20000, 9001, 1500] {
+        let got = c.query(&lookup, &[&id]).await.unwrap();
+        assert_eq!(got.len(), 1, "id {id}");
+        assert_eq!(got[0].get::<_, i64>(0), id);
+        assert_eq!(got[0].get::<_, String>(1), format!("k{id}"));
+    }
+    assert!(c.query(&lookup, &[&0i64]).await.unwrap().is_empty());
+    assert!(c.query(&lookup, &[&None::<i64>]).await.unwrap().is_empty());
+
+    // Pruned at execution: far fewer bytes than a lookup that cannot prune.
+    let unprunable = c
+        .prepare("SELECT id, kind FROM events WHERE id + 0 = $1")
+        .await
+        .unwrap();
+    assert_eq!(c.query(&unprunable, &[&3i64]).await.unwrap().len(), 1);
+    let before = bytes_read(&server);
+    for id in (1..=10i64).map(|i| i * 1999) {
+        assert_eq!(c.query(&lookup, &[&id]).await.unwrap().len(), 1);
+    }
+    let pruned = bytes_read(&server) - before;
+    let before = bytes_read(&server);
+    for id in (1..=10i64).map(|i| i * 1999) {
+        assert_eq!(c.query(&unprunable, &[&id]).await.unwrap().len(), 1);
+    }
+    let full = bytes_read(&server) - before;
+    assert!(
+        pruned * 5.0 < full,
+        "10 lookups read {pruned} bytes with pruning, {full} without"
+    );
+
+    // Rows committed after the plan was kept are found.
+    c.batch_execute("INSERT INTO events VALUES (20001, 'late')")
+        .await
+        .unwrap();
+    let got = c.query(&lookup, &[&20001i64]).await.unwrap();
+    assert_eq!(got[0].get::<_, String>(1), "late");
+
+    // Two portals of one statement at once: each reads with its own values.
+    let range = c
+        .prepare("SELECT id FROM events WHERE id BETWEEN $1 AND $2 ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(c.query(&range, &[&5i64, &6i64]).await.unwrap().len(), 2);
+    let tx = c.transaction().await.unwrap();
+    let first = tx.bind(&range, &[&1i64, &10i64]).await.unwrap();
+    let head: Vec<i64> = tx
+        .query_portal(&first, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(head, vec![1, 2, 3]);
+    let other: Vec<i64> = tx
+        .query(&range, &[&15001i64, &15003i64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(other, vec![15001, 15002, 15003]);
+    let rest: Vec<i64> = tx
+        .query_portal(&first, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rest, (4..=10).collect::<Vec<i64>>());
+    tx.commit().await.unwrap();
+
+    let log = server.log();
+    assert_eq!(
+        log.matches("physical plan is kept").count(),
+        4,
+        "the lookup, the unprunable lookup, the lookup again after the INSERT, the range\n{log}"
+    );
+
+    // A plan with now() is not kept: each execution has its own time.
+    let clock = c
+        .prepare("SELECT CAST(now() AS TEXT) FROM events WHERE id = $1")
+        .await
+        .unwrap();
+    let first: String = c.query_one(&clock, &[&1i64]).await.unwrap().get(0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second: String = c.query_one(&clock, &[&1i64]).await.unwrap().get(0);
+    assert_ne!(first, second);
+    assert!(server.log().contains("planned at every execution"));
+}

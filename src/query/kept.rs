@@ -1,0 +1,455 @@
+//! Physical plans kept across the executions of a prepared statement.
+//!
+//! A prepared point lookup spent most of its CPU on planning: binding the
+//! parameters into the logical plan, optimizing it, building and optimizing
+//! the physical plan — on every Execute. DataFusion has placeholders only in
+//! logical plans, so a kept plan stands each `$n` in with a function
+//! ([`ParamUdf`]) that returns the value bound for the current execution;
+//! inside a fuse scan's predicate it becomes a [`ParamExpr`], whose
+//! `snapshot` is that value as a literal. DataFusion's Parquet opener
+//! snapshots the predicate before it prunes, so blocks (by the statistics
+//! each scan file carries), row groups and pages are still pruned with the
+//! parameters' values — at execution instead of at planning, as Databend
+//! prunes prepared point queries.
+//!
+//! Only plans whose operators are known to run again after a reset are kept
+//! (scans, filters, projections, limits, sorts, aggregates over fuse tables);
+//! joins, repartitioning, subqueries and dynamic filters plan every time, as
+//! do plans with functions that are not immutable (`now()` is folded into
+//! the plan when it is optimized).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::physical_expr::expressions::{DynamicFilterPhysicalExpr, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// The values of `$1..$n` for the execution under way, and whether one is.
+#[derive(Debug, Default)]
+pub struct ParamSlot {
+    values: RwLock<Vec<ScalarValue>>,
+    busy: AtomicBool,
+}
+
+impl ParamSlot {
+    fn value(&self, index: usize) -> Option<ScalarValue> {
+        self.values.read().ok()?.get(index).cloned()
+    }
+
+    /// Binds `values` for one execution; `None` while another execution of
+    /// the plan still streams (a suspended portal of the same statement).
+    fn bind(self: &Arc<Self>, values: Vec<ScalarValue>) -> Option<Bound> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        match self.values.write() {
+            Ok(mut v) => *v = values,
+            Err(_) => {
+                self.busy.store(false, Ordering::Release);
+                return None;
+            }
+        }
+        Some(Bound(self.clone()))
+    }
+}
+
+/// Held by an execution's stream: the slot is free again when it is dropped.
+#[derive(Debug)]
+pub struct Bound(Arc<ParamSlot>);
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// `$n` in a kept logical plan: a function returning the bound value.
+#[derive(Debug)]
+pub struct ParamUdf {
+    slot: Arc<ParamSlot>,
+    index: usize,
+    data_type: DataType,
+    signature: Signature,
+}
+
+impl PartialEq for ParamUdf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.slot, &other.slot) && self.index == other.index
+    }
+}
+impl Eq for ParamUdf {}
+impl Hash for ParamUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.slot).hash(state);
+        self.index.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ParamUdf {
+    fn name(&self) -> &str {
+        "fusegate_param"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(self.data_type.clone())
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        bound_value(&self.slot, self.index).map(ColumnarValue::Scalar)
+    }
+}
+
+fn bound_value(slot: &ParamSlot, index: usize) -> DFResult<ScalarValue> {
+    slot.value(index).ok_or_else(|| {
+        DataFusionError::Internal(format!("parameter ${} has no value bound", index + 1))
+    })
+}
+
+/// `$n` in a scan's predicate: evaluates to the bound value, and snapshots
+/// to it as a literal, so pruning sees the value of this execution.
+#[derive(Debug)]
+pub struct ParamExpr {
+    slot: Arc<ParamSlot>,
+    index: usize,
+    data_type: DataType,
+}
+
+impl PartialEq for ParamExpr {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.slot, &other.slot) && self.index == other.index
+    }
+}
+impl Eq for ParamExpr {}
+impl Hash for ParamExpr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.slot).hash(state);
+        self.index.hash(state);
+    }
+}
+
+impl fmt::Display for ParamExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${}", self.index + 1)
+    }
+}
+
+impl PhysicalExpr for ParamExpr {
+    fn data_type(&self, _: &Schema) -> DFResult<DataType> {
+        Ok(self.data_type.clone())
+    }
+    fn nullable(&self, _: &Schema) -> DFResult<bool> {
+        Ok(true)
+    }
+    fn evaluate(&self, _: &RecordBatch) -> DFResult<ColumnarValue> {
+        bound_value(&self.slot, self.index).map(ColumnarValue::Scalar)
+    }
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        Vec::new()
+    }
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> DFResult<Arc<dyn PhysicalExpr>> {
+        Ok(self)
+    }
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+    fn snapshot(&self) -> DFResult<Option<Arc<dyn PhysicalExpr>>> {
+        // Unbound (while the kept plan is being made): no value to prune with,
+        // so nothing is pruned at planning.
+        Ok(self
+            .slot
+            .value(self.index)
+            .map(|v| Arc::new(Literal::new(v)) as Arc<dyn PhysicalExpr>))
+    }
+}
+
+/// Whether `expr` is a kept plan's parameter (a constant for one execution).
+pub fn is_param(expr: &Expr) -> bool {
+    matches!(expr, Expr::ScalarFunction(f) if f.func.inner().is::<ParamUdf>())
+}
+
+/// Turns the parameters of a scan's physical predicate into [`ParamExpr`]s.
+pub fn param_exprs(predicate: Arc<dyn PhysicalExpr>) -> DFResult<Arc<dyn PhysicalExpr>> {
+    predicate
+        .transform_up(|e| {
+            let param = e
+                .downcast_ref::<ScalarFunctionExpr>()
+                .and_then(|f| f.fun().inner().downcast_ref::<ParamUdf>());
+            Ok(match param {
+                Some(p) => Transformed::yes(Arc::new(ParamExpr {
+                    slot: p.slot.clone(),
+                    index: p.index,
+                    data_type: p.data_type.clone(),
+                }) as Arc<dyn PhysicalExpr>),
+                None => Transformed::no(e),
+            })
+        })
+        .map(|t| t.data)
+}
+
+/// Whether `plan` may be made once and kept: nothing in it is evaluated at
+/// planning that could differ between executions.
+pub fn may_keep(plan: &LogicalPlan) -> bool {
+    let mut ok = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if matches!(
+            node,
+            LogicalPlan::Dml(_)
+                | LogicalPlan::Ddl(_)
+                | LogicalPlan::Explain(_)
+                | LogicalPlan::Analyze(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Extension(_)
+        ) {
+            ok = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                let fixed = match e {
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::ScalarVariable(..) => false,
+                    _ => true,
+                };
+                ok &= fixed;
+                Ok(if fixed {
+                    TreeNodeRecursion::Continue
+                } else {
+                    TreeNodeRecursion::Stop
+                })
+            })
+        })
+    });
+    ok
+}
+
+/// Replaces the placeholders of an optimized plan by [`ParamUdf`] calls on
+/// `slot`; `None` when a placeholder's type is unknown. Also returns the
+/// parameters' types, in order.
+pub fn bind_params(
+    plan: LogicalPlan,
+    slot: &Arc<ParamSlot>,
+) -> DFResult<Option<(LogicalPlan, Vec<DataType>)>> {
+    let mut types: Vec<Option<DataType>> = Vec::new();
+    let mut untyped = false;
+    let bound = plan
+        .transform_up_with_subqueries(|node| {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                let t = e.transform_up(|e| {
+                    let Expr::Placeholder(p) = &e else {
+                        return Ok(Transformed::no(e));
+                    };
+                    let index =
+                        p.id.strip_prefix('$')
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .and_then(|n| n.checked_sub(1));
+                    let (Some(index), Some(field)) = (index, &p.field) else {
+                        untyped = true;
+                        return Ok(Transformed::no(e));
+                    };
+                    let data_type = field.data_type().clone();
+                    if types.len() <= index {
+                        types.resize(index + 1, None);
+                    }
+                    types[index] = Some(data_type.clone());
+                    let udf = ScalarUDF::new_from_impl(ParamUdf {
+                        slot: slot.clone(),
+                        index,
+                        data_type,
+                        signature: Signature::nullary(Volatility::Volatile),
+                    });
+                    Ok(Transformed::yes(Expr::ScalarFunction(
+                        ScalarFunction::new_udf(Arc::new(udf), Vec::new()),
+                    )))
+                })?;
+                Ok(t.update_data(|e| name.restore(e)))
+            })
+        })?
+        .data;
+    if untyped || types.iter().any(Option::is_none) {
+        return Ok(None);
+    }
+    Ok(Some((bound, types.into_iter().flatten().collect())))
+}
+
+/// Whether `expr` holds a parameter with no value bound yet: a kept plan
+/// being made, whose blocks are pruned when it runs.
+pub fn has_unbound_param(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found |= e
+            .downcast_ref::<ParamExpr>()
+            .is_some_and(|p| p.slot.value(p.index).is_none());
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Whether a physical plan runs again correctly after `reset_plan_states`:
+/// only operators without state shared between executions, over fuse scans
+/// whose predicates hold no dynamic filter (those are updated while a join or
+/// top-k runs and would carry one execution's bounds into the next).
+pub fn may_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    use datafusion::datasource::physical_plan::{FileSource, ParquetSource};
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::aggregates::AggregateExec;
+    use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+    use datafusion::physical_plan::coop::CooperativeExec;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use datafusion::physical_plan::filter::FilterExec;
+    use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+    use datafusion::physical_plan::projection::ProjectionExec;
+    use datafusion::physical_plan::sorts::sort::SortExec;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+
+    let mut ok = true;
+    let _ = plan.apply(|node| {
+        let fits = if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
+            match scan.downcast_to_file_source::<ParquetSource>() {
+                Some((_, source)) => !source.filter().is_some_and(|p| has_dynamic_filter(&p)),
+                None => false,
+            }
+        } else if let Some(sort) = node.downcast_ref::<SortExec>() {
+            // A sort with a fetch is a top-k, which feeds a dynamic filter.
+            sort.fetch().is_none()
+        } else if let Some(filter) = node.downcast_ref::<FilterExec>() {
+            !has_dynamic_filter(filter.predicate())
+        } else {
+            node.is::<ProjectionExec>()
+                || node.is::<CoalescePartitionsExec>()
+                || node.is::<GlobalLimitExec>()
+                || node.is::<LocalLimitExec>()
+                || node.is::<CooperativeExec>()
+                || node.is::<SortPreservingMergeExec>()
+                || node.is::<AggregateExec>()
+                || node.is::<EmptyExec>()
+        };
+        ok &= fits;
+        Ok(if fits {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok
+}
+
+fn has_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found |= e.is::<DynamicFilterPhysicalExpr>();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// A physical plan made once for a prepared statement.
+#[derive(Debug)]
+pub struct KeptPlan {
+    pub plan: Arc<dyn ExecutionPlan>,
+    slot: Arc<ParamSlot>,
+    types: Vec<DataType>,
+    /// Whether it runs on the background runtime (see `background`).
+    pub heavy: bool,
+}
+
+impl KeptPlan {
+    pub fn new(
+        plan: Arc<dyn ExecutionPlan>,
+        slot: Arc<ParamSlot>,
+        types: Vec<DataType>,
+        heavy: bool,
+    ) -> KeptPlan {
+        KeptPlan {
+            plan,
+            slot,
+            types,
+            heavy,
+        }
+    }
+
+    /// Binds `params` for one execution. `None` when they do not fit the
+    /// plan's types (the statement then plans as usual, which gives the
+    /// error or the coercion a new plan would) or the plan is still running.
+    pub fn bind(&self, params: Option<&ParamValues>) -> Option<Bound> {
+        let values = match params {
+            None => Vec::new(),
+            Some(ParamValues::List(list)) => list
+                .iter()
+                .map(|v| v.value.clone())
+                .collect::<Vec<ScalarValue>>(),
+            Some(ParamValues::Map(_)) => return None,
+        };
+        if values.len() != self.types.len() {
+            return None;
+        }
+        let values = values
+            .into_iter()
+            .zip(&self.types)
+            .map(|(v, t)| same_value_as(v, t))
+            .collect::<Option<Vec<_>>>()?;
+        self.slot.bind(values)
+    }
+}
+
+/// `v` as a value of `t`, where that is what a new plan would compare: the
+/// same type, or an integer or string of another width (a client binds
+/// `int4` where the column is `int8`). Other pairs — a float for an integer
+/// compares as a float in a new plan — are left to planning.
+fn same_value_as(v: ScalarValue, t: &DataType) -> Option<ScalarValue> {
+    let from = v.data_type();
+    if from == *t {
+        return Some(v);
+    }
+    let both = |f: fn(&DataType) -> bool| f(&from) && f(t);
+    let string =
+        |d: &DataType| matches!(d, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    if both(DataType::is_integer) || both(string) {
+        // Fails (and plans as usual) where the value does not fit.
+        return v.cast_to(t).ok();
+    }
+    None
+}
+
+/// What a plan's physical form is, across its executions.
+#[derive(Debug, Default)]
+pub enum Kept {
+    /// Not made yet: the first execution tries.
+    #[default]
+    Untried,
+    /// The plan cannot be kept; every execution plans.
+    No,
+    Ready(Arc<KeptPlan>),
+}
+
+/// Shared by the clones of one prepared statement's plan.
+pub type KeptSlot = Arc<Mutex<Kept>>;
