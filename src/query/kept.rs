@@ -443,8 +443,11 @@ fn same_value_as(v: ScalarValue, t: &DataType) -> Option<ScalarValue> {
 /// What a plan's physical form is, across its executions.
 #[derive(Debug, Default)]
 pub enum Kept {
-    /// Not made yet: the first execution tries.
+    /// Not executed yet: the first execution plans as usual, since most
+    /// statements of the extended protocol run once (drivers' unnamed ones).
     #[default]
+    New,
+    /// Executed once: the second execution tries to make the plan to keep.
     Untried,
     /// The plan cannot be kept; every execution plans.
     No,
@@ -453,3 +456,89 @@ pub enum Kept {
 
 /// Shared by the clones of one prepared statement's plan.
 pub type KeptSlot = Arc<Mutex<Kept>>;
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::Field;
+    use datafusion::logical_expr::{LogicalPlanBuilder, col, lit, placeholder};
+
+    use super::*;
+
+    fn scan() -> LogicalPlanBuilder {
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, false)]);
+        let table = datafusion::logical_expr::logical_plan::table_scan(Some("t"), &schema, None);
+        table.expect("a table scan")
+    }
+
+    #[test]
+    fn a_bound_value_takes_the_parameters_type_only_where_a_plan_would() {
+        let as_int8 = same_value_as(ScalarValue::Int32(Some(7)), &DataType::Int64);
+        assert_eq!(as_int8, Some(ScalarValue::Int64(Some(7))));
+        // Too large for the column's type: planned as usual, which refuses it.
+        assert_eq!(
+            same_value_as(ScalarValue::Int64(Some(1 << 40)), &DataType::Int32),
+            None
+        );
+        // A float compares as a float in a new plan, not as a truncated integer.
+        assert_eq!(
+            same_value_as(ScalarValue::Float64(Some(1.5)), &DataType::Int64),
+            None
+        );
+        let text = same_value_as(ScalarValue::Utf8(Some("a".into())), &DataType::Utf8View);
+        assert_eq!(text, Some(ScalarValue::Utf8View(Some("a".into()))));
+    }
+
+    #[test]
+    fn parameters_become_bound_values_and_untyped_ones_are_refused() {
+        let slot = Arc::new(ParamSlot::default());
+        let typed = scan()
+            .filter(col("k").eq(datafusion::logical_expr::Expr::Placeholder(
+                datafusion::logical_expr::expr::Placeholder::new_with_field(
+                    "$1".into(),
+                    Some(Arc::new(Field::new("", DataType::Int64, true))),
+                ),
+            )))
+            .and_then(|b| b.build())
+            .expect("a plan");
+        let (bound, types) = bind_params(typed, &slot)
+            .expect("no error")
+            .expect("typed parameters bind");
+        assert_eq!(types, vec![DataType::Int64]);
+        let mut params = 0;
+        let _ = bound.apply_expressions(|e| {
+            e.apply(|e| {
+                params += usize::from(is_param(e));
+                assert!(!matches!(e, Expr::Placeholder(_)));
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        assert_eq!(params, 1);
+
+        let untyped = scan()
+            .filter(col("k").eq(placeholder("$1")))
+            .and_then(|b| b.build())
+            .expect("a plan");
+        assert!(bind_params(untyped, &slot).expect("no error").is_none());
+    }
+
+    #[test]
+    fn plans_reading_the_clock_are_not_kept() {
+        let plain = scan().filter(col("k").eq(lit(1))).and_then(|b| b.build());
+        assert!(may_keep(&plain.expect("a plan")));
+        let clock = scan()
+            .project(vec![datafusion::functions::datetime::expr_fn::now()])
+            .and_then(|b| b.build());
+        assert!(!may_keep(&clock.expect("a plan")));
+    }
+
+    #[test]
+    fn a_slot_binds_once_until_its_execution_ends() {
+        let slot = Arc::new(ParamSlot::default());
+        let first = slot.bind(vec![ScalarValue::Int64(Some(1))]);
+        assert!(first.is_some());
+        assert!(slot.bind(vec![ScalarValue::Int64(Some(2))]).is_none());
+        assert_eq!(slot.value(0), Some(ScalarValue::Int64(Some(1))));
+        drop(first);
+        assert!(slot.bind(vec![ScalarValue::Int64(Some(2))]).is_some());
+    }
+}

@@ -626,7 +626,7 @@ impl QueryContext {
         }
     }
 
-    /// Runs `plan` through its kept physical plan, made at its first
+    /// Runs `plan` through its kept physical plan, made at its second
     /// execution (see `kept`). `None` when it has none or the parameters do
     /// not bind: the caller plans as usual.
     async fn execute_kept(
@@ -638,6 +638,10 @@ impl QueryContext {
         let found = {
             let mut state = slot.lock().map_err(|_| Error::internal("kept plan lock"))?;
             match &*state {
+                kept::Kept::New => {
+                    *state = kept::Kept::Untried;
+                    return Ok(None);
+                }
                 kept::Kept::No => return Ok(None),
                 kept::Kept::Ready(k) => Some(k.clone()),
                 kept::Kept::Untried => {
