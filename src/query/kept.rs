@@ -378,8 +378,8 @@ pub struct KeptPlan {
     pub plan: Arc<dyn ExecutionPlan>,
     slot: Arc<ParamSlot>,
     types: Vec<DataType>,
-    /// Whether it runs on the background runtime (see `background`).
-    pub heavy: bool,
+    /// Its scans, which tell how many blocks an execution reads.
+    scans: Vec<super::ScanReport>,
 }
 
 impl KeptPlan {
@@ -387,14 +387,19 @@ impl KeptPlan {
         plan: Arc<dyn ExecutionPlan>,
         slot: Arc<ParamSlot>,
         types: Vec<DataType>,
-        heavy: bool,
+        scans: Vec<super::ScanReport>,
     ) -> KeptPlan {
         KeptPlan {
             plan,
             slot,
             types,
-            heavy,
+            scans,
         }
+    }
+
+    /// Blocks an execution reads with the values bound now.
+    pub fn blocks_read(&self) -> usize {
+        self.scans.iter().map(|s| s.blocks_read_now()).sum()
     }
 
     /// Binds `params` for one execution. `None` when they do not fit the

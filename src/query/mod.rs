@@ -666,10 +666,7 @@ impl QueryContext {
                         return Ok(None);
                     }
                 };
-                tracing::debug!(
-                    heavy = made.heavy,
-                    "the prepared statement's physical plan is kept"
-                );
+                tracing::debug!("the prepared statement's physical plan is kept");
                 let made = Arc::new(made);
                 if let Ok(mut state) = slot.lock() {
                     *state = kept::Kept::Ready(made.clone());
@@ -685,7 +682,8 @@ impl QueryContext {
             datafusion::physical_plan::execution_plan::reset_plan_states(ready.plan.clone())
                 .map_err(from_datafusion)?;
         let context = self.ctx.task_ctx();
-        let stream = if ready.heavy {
+        // Where it runs depends on the blocks these values read (`background`).
+        let stream = if ready.blocks_read() > self.heavy_query_blocks {
             background::execute(physical, context)?
         } else {
             let stream = datafusion::physical_plan::execute_stream(physical, context)
@@ -723,11 +721,11 @@ impl QueryContext {
         if !kept::may_rerun(&physical) {
             return Err("an operator of its plan may not run twice".into());
         }
-        if self.reports.blocks_total() > KEEP_MAX_BLOCKS {
+        let scans = self.reports.take();
+        if scans.iter().map(|s| s.blocks_total).sum::<usize>() > KEEP_MAX_BLOCKS {
             return Err(format!("it scans more than {KEEP_MAX_BLOCKS} blocks"));
         }
-        let heavy = self.reports.blocks_read() > self.heavy_query_blocks;
-        Ok(kept::KeptPlan::new(physical, slot, types, heavy))
+        Ok(kept::KeptPlan::new(physical, slot, types, scans))
     }
 
     /// Evaluates a constant SQL expression as a timestamp (microseconds since

@@ -36,6 +36,39 @@ pub struct ScanReport {
     pub segments: usize,
     pub blocks_total: usize,
     pub blocks_read: usize,
+    /// A kept plan's scan, whose parameters prune when it runs.
+    pub deferred: Option<Arc<DeferredPruning>>,
+}
+
+impl ScanReport {
+    /// Blocks the scan reads with the parameter values bound now.
+    pub fn blocks_read_now(&self) -> usize {
+        match &self.deferred {
+            Some(d) => d.blocks_read(),
+            None => self.blocks_read,
+        }
+    }
+}
+
+/// The blocks and predicate of a kept plan's scan, pruned again at each
+/// execution to tell how many blocks it reads (which decides where the
+/// statement runs; the scan itself prunes as it opens them).
+#[derive(Debug)]
+pub struct DeferredPruning {
+    predicate: Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    arrow_schema: SchemaRef,
+    schema: crate::fuse::schema::TableSchema,
+    blocks: Vec<BlockMeta>,
+}
+
+impl DeferredPruning {
+    fn blocks_read(&self) -> usize {
+        let blocks: Vec<&BlockMeta> = self.blocks.iter().collect();
+        match prune_blocks(&self.predicate, &self.arrow_schema, &self.schema, &blocks) {
+            Ok(keep) => keep.iter().filter(|k| **k).count(),
+            Err(_) => blocks.len(),
+        }
+    }
 }
 
 /// Collects the [`ScanReport`]s of the statement being planned. Installed in
@@ -47,14 +80,6 @@ impl ScanReports {
     pub fn push(&self, report: ScanReport) {
         if let Ok(mut v) = self.0.lock() {
             v.push(report);
-        }
-    }
-
-    /// Blocks of the tables the statement planned so far scans.
-    pub fn blocks_total(&self) -> usize {
-        match self.0.lock() {
-            Ok(v) => v.iter().map(|r| r.blocks_total).sum(),
-            Err(_) => 0,
         }
     }
 
@@ -105,12 +130,20 @@ pub async fn scan_table(
         }
         None => None,
     };
+    let mut deferred = None;
     let keep = match &predicate {
-        Some(p) if !kept::has_unbound_param(p) => {
-            prune_blocks(p, arrow_schema, &table.meta().schema, &all_blocks)?
+        Some(p) if kept::has_unbound_param(p) => {
+            // A kept plan's parameters: pruned as blocks are opened.
+            deferred = Some(Arc::new(DeferredPruning {
+                predicate: p.clone(),
+                arrow_schema: arrow_schema.clone(),
+                schema: table.meta().schema.clone(),
+                blocks: all_blocks.iter().map(|b| (*b).clone()).collect(),
+            }));
+            vec![true; all_blocks.len()]
         }
-        // No filter, or a kept plan's parameters: pruned as blocks are opened.
-        _ => vec![true; all_blocks.len()],
+        Some(p) => prune_blocks(p, arrow_schema, &table.meta().schema, &all_blocks)?,
+        None => vec![true; all_blocks.len()],
     };
     let mut blocks: Vec<&BlockMeta> = all_blocks
         .iter()
@@ -136,6 +169,7 @@ pub async fn scan_table(
             segments: segments.len(),
             blocks_total: all_blocks.len(),
             blocks_read: blocks.len(),
+            deferred,
         });
     }
     tracing::debug!(
