@@ -202,12 +202,44 @@ async fn kept_prepared_plans_prune_with_each_executions_values() {
     assert_eq!(rest, (4..=10).collect::<Vec<i64>>());
     tx.commit().await.unwrap();
 
+    // Aggregates and sorts run again with each execution's values.
+    let agg = c
+        .prepare("SELECT count(*), min(id), max(kind) FROM events WHERE id > $1")
+        .await
+        .unwrap();
+    for (from, count, min) in [
+        (19990i64, 11i64, 19991i64),
+        (100, 19901, 101),
+        (19990, 11, 19991),
+    ] {
+        let row = c.query_one(&agg, &[&from]).await.unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+            (count, min),
+            "id > {from}"
+        );
+    }
+    let top = c
+        .prepare("SELECT id FROM events WHERE id < $1 ORDER BY id DESC")
+        .await
+        .unwrap();
+    for below in [4i64, 7, 3] {
+        let got: Vec<i64> = c
+            .query(&top, &[&below])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(got, (1..below).rev().collect::<Vec<i64>>());
+    }
+
     let log = server.log();
     assert_eq!(
         log.matches("physical plan is kept").count(),
-        3,
-        "kept at their second execution: the lookup, the unprunable lookup and the range \
-         (the lookup planned anew after the INSERT ran once since)\n{log}"
+        5,
+        "kept at their second execution: the lookup, the unprunable lookup, the range, \
+         the aggregate and the sort (the lookup planned anew after the INSERT ran once since)\n{log}"
     );
 
     // A plan with now() is not kept: each execution has its own time.
