@@ -77,26 +77,41 @@ impl Drop for Bound {
     }
 }
 
-/// `$n` in a kept logical plan: a function returning the bound value.
-#[derive(Debug)]
-pub struct ParamUdf {
+/// `$n` of a kept plan: its slot, position and type. Two are the same
+/// parameter when they read the same position of the same slot.
+#[derive(Debug, Clone)]
+struct Param {
     slot: Arc<ParamSlot>,
     index: usize,
     data_type: DataType,
-    signature: Signature,
 }
 
-impl PartialEq for ParamUdf {
+impl Param {
+    fn value(&self) -> DFResult<ScalarValue> {
+        self.slot.value(self.index).ok_or_else(|| {
+            DataFusionError::Internal(format!("parameter ${} has no value bound", self.index + 1))
+        })
+    }
+}
+
+impl PartialEq for Param {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.slot, &other.slot) && self.index == other.index
     }
 }
-impl Eq for ParamUdf {}
-impl Hash for ParamUdf {
+impl Eq for Param {}
+impl Hash for Param {
     fn hash<H: Hasher>(&self, state: &mut H) {
         Arc::as_ptr(&self.slot).hash(state);
         self.index.hash(state);
     }
+}
+
+/// `$n` in a kept logical plan: a function returning the bound value.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ParamUdf {
+    param: Param,
+    signature: Signature,
 }
 
 impl ScalarUDFImpl for ParamUdf {
@@ -107,56 +122,33 @@ impl ScalarUDFImpl for ParamUdf {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
-        Ok(self.data_type.clone())
+        Ok(self.param.data_type.clone())
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        bound_value(&self.slot, self.index).map(ColumnarValue::Scalar)
+        self.param.value().map(ColumnarValue::Scalar)
     }
-}
-
-fn bound_value(slot: &ParamSlot, index: usize) -> DFResult<ScalarValue> {
-    slot.value(index).ok_or_else(|| {
-        DataFusionError::Internal(format!("parameter ${} has no value bound", index + 1))
-    })
 }
 
 /// `$n` in a scan's predicate: evaluates to the bound value, and snapshots
 /// to it as a literal, so pruning sees the value of this execution.
-#[derive(Debug)]
-pub struct ParamExpr {
-    slot: Arc<ParamSlot>,
-    index: usize,
-    data_type: DataType,
-}
-
-impl PartialEq for ParamExpr {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.slot, &other.slot) && self.index == other.index
-    }
-}
-impl Eq for ParamExpr {}
-impl Hash for ParamExpr {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.slot).hash(state);
-        self.index.hash(state);
-    }
-}
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ParamExpr(Param);
 
 impl fmt::Display for ParamExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${}", self.index + 1)
+        write!(f, "${}", self.0.index + 1)
     }
 }
 
 impl PhysicalExpr for ParamExpr {
     fn data_type(&self, _: &Schema) -> DFResult<DataType> {
-        Ok(self.data_type.clone())
+        Ok(self.0.data_type.clone())
     }
     fn nullable(&self, _: &Schema) -> DFResult<bool> {
         Ok(true)
     }
     fn evaluate(&self, _: &RecordBatch) -> DFResult<ColumnarValue> {
-        bound_value(&self.slot, self.index).map(ColumnarValue::Scalar)
+        self.0.value().map(ColumnarValue::Scalar)
     }
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
         Vec::new()
@@ -174,8 +166,9 @@ impl PhysicalExpr for ParamExpr {
         // Unbound (while the kept plan is being made): no value to prune with,
         // so nothing is pruned at planning.
         Ok(self
+            .0
             .slot
-            .value(self.index)
+            .value(self.0.index)
             .map(|v| Arc::new(Literal::new(v)) as Arc<dyn PhysicalExpr>))
     }
 }
@@ -193,11 +186,9 @@ pub fn param_exprs(predicate: Arc<dyn PhysicalExpr>) -> DFResult<Arc<dyn Physica
                 .downcast_ref::<ScalarFunctionExpr>()
                 .and_then(|f| f.fun().inner().downcast_ref::<ParamUdf>());
             Ok(match param {
-                Some(p) => Transformed::yes(Arc::new(ParamExpr {
-                    slot: p.slot.clone(),
-                    index: p.index,
-                    data_type: p.data_type.clone(),
-                }) as Arc<dyn PhysicalExpr>),
+                Some(udf) => {
+                    Transformed::yes(Arc::new(ParamExpr(udf.param.clone())) as Arc<dyn PhysicalExpr>)
+                }
                 None => Transformed::no(e),
             })
         })
@@ -222,20 +213,20 @@ pub fn may_keep(plan: &LogicalPlan) -> bool {
             return Ok(TreeNodeRecursion::Stop);
         }
         node.apply_expressions(|e| {
-            e.apply(|e| {
-                let fixed = match e {
+            let varies = e.exists(|e| {
+                Ok(match e {
                     Expr::ScalarFunction(f) => {
-                        f.func.signature().volatility == Volatility::Immutable
+                        f.func.signature().volatility != Volatility::Immutable
                     }
-                    Expr::ScalarVariable(..) => false,
-                    _ => true,
-                };
-                ok &= fixed;
-                Ok(if fixed {
-                    TreeNodeRecursion::Continue
-                } else {
-                    TreeNodeRecursion::Stop
+                    Expr::ScalarVariable(..) => true,
+                    _ => false,
                 })
+            })?;
+            ok &= !varies;
+            Ok(if varies {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
             })
         })
     });
@@ -274,9 +265,11 @@ pub fn bind_params(
                     }
                     types[index] = Some(data_type.clone());
                     let udf = ScalarUDF::new_from_impl(ParamUdf {
-                        slot: slot.clone(),
-                        index,
-                        data_type,
+                        param: Param {
+                            slot: slot.clone(),
+                            index,
+                            data_type,
+                        },
                         signature: Signature::nullary(Volatility::Volatile),
                     });
                     Ok(Transformed::yes(Expr::ScalarFunction(
@@ -296,18 +289,11 @@ pub fn bind_params(
 /// Whether `expr` holds a parameter with no value bound yet: a kept plan
 /// being made, whose blocks are pruned when it runs.
 pub fn has_unbound_param(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
-    let _ = expr.apply(|e| {
-        found |= e
-            .downcast_ref::<ParamExpr>()
-            .is_some_and(|p| p.slot.value(p.index).is_none());
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
+    expr.exists(|e| {
+        Ok(e.downcast_ref::<ParamExpr>()
+            .is_some_and(|p| p.0.slot.value(p.0.index).is_none()))
+    })
+    .unwrap_or(false)
 }
 
 /// Whether a physical plan runs again correctly after `reset_plan_states`:
@@ -327,8 +313,7 @@ pub fn may_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
     use datafusion::physical_plan::sorts::sort::SortExec;
     use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
-    let mut ok = true;
-    let _ = plan.apply(|node| {
+    let misfit = plan.exists(|node| {
         let fits = if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
             match scan.downcast_to_file_source::<ParquetSource>() {
                 Some((_, source)) => !source.filter().is_some_and(|p| has_dynamic_filter(&p)),
@@ -349,27 +334,14 @@ pub fn may_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
                 || node.is::<AggregateExec>()
                 || node.is::<EmptyExec>()
         };
-        ok &= fits;
-        Ok(if fits {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
+        Ok(!fits)
     });
-    ok
+    matches!(misfit, Ok(false))
 }
 
 fn has_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
-    let _ = expr.apply(|e| {
-        found |= e.is::<DynamicFilterPhysicalExpr>();
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
+    expr.exists(|e| Ok(e.is::<DynamicFilterPhysicalExpr>()))
+        .unwrap_or(true)
 }
 
 /// A physical plan made once for a prepared statement.

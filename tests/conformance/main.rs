@@ -129,7 +129,7 @@ async fn extended(client: &Client, sql: &str) -> Result<DBOutput<DefaultColumnTy
     // runs on the physical plan it kept (src/query/kept.rs), and that run's
     // rows are the ones checked.
     let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
-    if head == "SELECT" || head.starts_with("VALUES") {
+    if matches!(head.as_str(), "SELECT" | "VALUES") {
         client.query(&stmt, &[]).await?;
     }
     let result = client.query(&stmt, &[]).await?;

@@ -102,6 +102,11 @@ async fn range_filters_skip_blocks() {
     );
 }
 
+/// The first column of `rows`, as ids.
+fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<i64> {
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 /// Bytes the server has read from storage so far.
 fn bytes_read(server: &TestServer) -> f64 {
     crate::metrics::scrape(server)
@@ -176,29 +181,11 @@ async fn kept_prepared_plans_prune_with_each_executions_values() {
     assert_eq!(c.query(&range, &[&5i64, &6i64]).await.unwrap().len(), 2);
     let tx = c.transaction().await.unwrap();
     let first = tx.bind(&range, &[&1i64, &10i64]).await.unwrap();
-    let head: Vec<i64> = tx
-        .query_portal(&first, 3)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let head = ids(tx.query_portal(&first, 3).await.unwrap());
     assert_eq!(head, vec![1, 2, 3]);
-    let other: Vec<i64> = tx
-        .query(&range, &[&15001i64, &15003i64])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let other = ids(tx.query(&range, &[&15001i64, &15003i64]).await.unwrap());
     assert_eq!(other, vec![15001, 15002, 15003]);
-    let rest: Vec<i64> = tx
-        .query_portal(&first, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rest = ids(tx.query_portal(&first, 100).await.unwrap());
     assert_eq!(rest, (4..=10).collect::<Vec<i64>>());
     tx.commit().await.unwrap();
 
@@ -224,13 +211,7 @@ async fn kept_prepared_plans_prune_with_each_executions_values() {
         .await
         .unwrap();
     for below in [4i64, 7, 3] {
-        let got: Vec<i64> = c
-            .query(&top, &[&below])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let got = ids(c.query(&top, &[&below]).await.unwrap());
         assert_eq!(got, (1..below).rev().collect::<Vec<i64>>());
     }
 
