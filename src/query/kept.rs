@@ -369,9 +369,12 @@ impl KeptPlan {
         }
     }
 
-    /// Blocks an execution reads with the values bound now.
-    pub fn blocks_read(&self) -> usize {
-        self.scans.iter().map(|s| s.blocks_read_now()).sum()
+    /// The plan to run with the values bound now, and the blocks it reads:
+    /// the scans' shared work queues made anew (`reset_plan_states`), and
+    /// each scan narrowed to the blocks these values may match.
+    pub fn for_execution(&self) -> DFResult<(Arc<dyn ExecutionPlan>, usize)> {
+        let plan = datafusion::physical_plan::execution_plan::reset_plan_states(self.plan.clone())?;
+        super::scan::prune_kept_scans(plan, &self.scans)
     }
 
     /// Binds `params` for one execution. `None` when they do not fit the

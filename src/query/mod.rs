@@ -29,6 +29,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::TreeNode;
+use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -677,13 +678,21 @@ impl QueryContext {
         let Some(bound) = ready.bind(params) else {
             return Ok(None);
         };
-        // The scans' shared work queues are made anew for each execution.
-        let physical =
-            datafusion::physical_plan::execution_plan::reset_plan_states(ready.plan.clone())
-                .map_err(from_datafusion)?;
-        let context = self.ctx.task_ctx();
+        let (physical, blocks) = ready.for_execution().map_err(from_datafusion)?;
+        // A made plan holds its functions: the context needs no registry,
+        // whose copy (every function's name) `SessionContext::task_ctx` makes.
+        let context = Arc::new(TaskContext::new(
+            None,
+            self.ctx.session_id(),
+            self.ctx.copied_config(),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            self.ctx.runtime_env(),
+        ));
         // Where it runs depends on the blocks these values read (`background`).
-        let stream = if ready.blocks_read() > self.heavy_query_blocks {
+        let stream = if blocks > self.heavy_query_blocks {
             background::execute(physical, context)?
         } else {
             let stream = datafusion::physical_plan::execute_stream(physical, context)

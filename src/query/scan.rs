@@ -1,11 +1,13 @@
 //! Scanning a fuse table: prune blocks with their statistics, then hand the
 //! survivors to DataFusion's Parquet scan, reading through OpenDAL.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetFileReaderFactory;
@@ -40,19 +42,9 @@ pub struct ScanReport {
     pub deferred: Option<Arc<DeferredPruning>>,
 }
 
-impl ScanReport {
-    /// Blocks the scan reads with the parameter values bound now.
-    pub fn blocks_read_now(&self) -> usize {
-        match &self.deferred {
-            Some(d) => d.blocks_read(),
-            None => self.blocks_read,
-        }
-    }
-}
-
-/// The blocks and predicate of a kept plan's scan, pruned again at each
-/// execution to tell how many blocks it reads (which decides where the
-/// statement runs; the scan itself prunes as it opens them).
+/// The blocks and predicate of a kept plan's scan, pruned again with each
+/// execution's values: the scan then reads only those blocks, and their
+/// count decides where the statement runs.
 #[derive(Debug)]
 pub struct DeferredPruning {
     predicate: Arc<dyn datafusion::physical_expr::PhysicalExpr>,
@@ -62,13 +54,91 @@ pub struct DeferredPruning {
 }
 
 impl DeferredPruning {
-    fn blocks_read(&self) -> usize {
+    /// Locations of the blocks the values bound now may match.
+    fn survivors(&self) -> HashSet<&str> {
         let blocks: Vec<&BlockMeta> = self.blocks.iter().collect();
-        match prune_blocks(&self.predicate, &self.arrow_schema, &self.schema, &blocks) {
-            Ok(keep) => keep.iter().filter(|k| **k).count(),
-            Err(_) => blocks.len(),
+        let keep = prune_blocks(&self.predicate, &self.arrow_schema, &self.schema, &blocks)
+            .unwrap_or_else(|_| vec![true; blocks.len()]);
+        blocks
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(b, _)| b.location.as_str())
+            .collect()
+    }
+}
+
+/// One execution of a kept plan: each scan whose parameters prune its blocks
+/// gets, in its existing partitions, only the blocks this execution's values
+/// may match (without their statistics, which would only build a pruner per
+/// block to decide the same again). Returns the plan and the blocks it reads.
+pub fn prune_kept_scans(
+    plan: Arc<dyn ExecutionPlan>,
+    scans: &[ScanReport],
+) -> DFResult<(Arc<dyn ExecutionPlan>, usize)> {
+    let mut read = 0;
+    let mut deferred = Vec::new();
+    for scan in scans {
+        match &scan.deferred {
+            Some(d) => {
+                let all: HashSet<&str> = d.blocks.iter().map(|b| b.location.as_str()).collect();
+                let keep = d.survivors();
+                read += keep.len();
+                deferred.push((all, keep));
+            }
+            None => read += scan.blocks_read,
         }
     }
+    if deferred.is_empty() {
+        return Ok((plan, read));
+    }
+    let plan = plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>() else {
+            return Ok(Transformed::no(node));
+        };
+        let files: HashSet<&str> = config
+            .file_groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|f| f.object_meta.location.as_ref())
+            .collect();
+        // Scans of one table with different parameters (a self-join) read
+        // the same blocks: each then reads what either may match.
+        let mine: Vec<&HashSet<&str>> = deferred
+            .iter()
+            .filter(|(all, _)| *all == files)
+            .map(|(_, keep)| keep)
+            .collect();
+        if mine.is_empty() {
+            return Ok(Transformed::no(node));
+        }
+        let mut pruned = config.clone();
+        pruned.file_groups = config
+            .file_groups
+            .iter()
+            .map(|group| {
+                let files = group
+                    .iter()
+                    .filter(|f| {
+                        let location = f.object_meta.location.as_ref();
+                        mine.iter().any(|keep| keep.contains(location))
+                    })
+                    .map(|f| {
+                        let mut f = f.clone();
+                        f.statistics = None;
+                        f
+                    })
+                    .collect();
+                FileGroup::new(files)
+            })
+            .collect();
+        let exec = exec.clone().with_data_source(Arc::new(pruned));
+        Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
+    })?;
+    Ok((plan.data, read))
 }
 
 /// Collects the [`ScanReport`]s of the statement being planned. Installed in
@@ -133,7 +203,8 @@ pub async fn scan_table(
     let mut deferred = None;
     let keep = match &predicate {
         Some(p) if kept::has_unbound_param(p) => {
-            // A kept plan's parameters: pruned as blocks are opened.
+            // A kept plan's parameters: pruned at each execution
+            // (`prune_kept_scans`).
             deferred = Some(Arc::new(DeferredPruning {
                 predicate: p.clone(),
                 arrow_schema: arrow_schema.clone(),
