@@ -234,12 +234,14 @@ impl FuseTable {
             .max(1)
     }
 
-    /// A writer for new blocks of this table, sized by its options.
+    /// A writer for new blocks of this table, sized and compressed as its
+    /// options say.
     pub fn writer(&self) -> TableWriter {
         TableWriter::new(
             self.storage.clone(),
             self.meta.schema.clone(),
             self.block_limits(),
+            super::writer::table_codec(&self.meta.options),
         )
     }
 

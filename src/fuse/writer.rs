@@ -37,6 +37,31 @@ const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
 const SAMPLE_ROWS: usize = 8 * 1024;
 const MIN_SAMPLE: usize = 1024;
 
+/// The values of the `compression` table option.
+pub const CODECS: &[&str] = &["zstd", "lz4", "snappy", "none"];
+
+/// The Parquet codec a `compression` table option names, None for another
+/// name. zstd (the default) makes the smallest blocks; lz4 (Parquet's
+/// LZ4_RAW) decodes several times faster for somewhat larger ones.
+pub fn codec(name: &str) -> Option<Compression> {
+    match name.to_ascii_lowercase().as_str() {
+        "zstd" => Some(Compression::ZSTD(ZstdLevel::default())),
+        "lz4" => Some(Compression::LZ4_RAW),
+        "snappy" => Some(Compression::SNAPPY),
+        "none" => Some(Compression::UNCOMPRESSED),
+        _ => None,
+    }
+}
+
+/// The codec of a table with these options: zstd unless `compression` names
+/// another (CREATE TABLE refuses a name that is not one of [`CODECS`]).
+pub fn table_codec(options: &std::collections::BTreeMap<String, String>) -> Compression {
+    options
+        .get("compression")
+        .and_then(|name| codec(name))
+        .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
+}
+
 /// How big blocks may grow.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockLimits {
@@ -75,9 +100,14 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    pub fn new(storage: Storage, schema: TableSchema, limits: BlockLimits) -> TableWriter {
+    pub fn new(
+        storage: Storage,
+        schema: TableSchema,
+        limits: BlockLimits,
+        compression: Compression,
+    ) -> TableWriter {
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_compression(compression)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)

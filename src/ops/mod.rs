@@ -10,6 +10,7 @@ use crate::bail;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::meta::BlockMeta;
 use crate::fuse::schema::TableSchema;
+use crate::fuse::writer::{CODECS, codec};
 use crate::fuse::{DEFAULT_DATABASE, DatabaseMeta, FuseEngine, FuseTable, TableMeta};
 use crate::storage::{Storage, StorageLocation};
 
@@ -18,6 +19,7 @@ const TABLE_OPTIONS: &[&str] = &[
     "row_per_block",
     "block_per_segment",
     "data_retention_period_in_hours",
+    "compression",
 ];
 
 pub async fn create_database(engine: &FuseEngine, name: &str, if_not_exists: bool) -> Result<()> {
@@ -89,6 +91,16 @@ fn validate_options(options: &BTreeMap<String, String>) -> Result<()> {
                 "unknown table option \"{key}\" (known options: {})",
                 TABLE_OPTIONS.join(", ")
             );
+        }
+        if key == "compression" {
+            if codec(value).is_none() {
+                bail!(
+                    InvalidParameterValue,
+                    "table option \"compression\" is one of {}, not \"{value}\"",
+                    CODECS.join(", ")
+                );
+            }
+            continue;
         }
         if value
             .parse::<u64>()

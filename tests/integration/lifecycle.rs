@@ -456,3 +456,74 @@ async fn fuse_check_reports_missing_and_damaged_blocks() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42P01");
 }
+
+/// The `compression` table option picks the codec of the blocks a table's
+/// writes make (INSERT, and compaction rewriting them); a codec fusegate does
+/// not know is refused at CREATE TABLE.
+#[tokio::test]
+async fn the_compression_option_sets_the_codec_of_new_blocks() {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let server = TestServer::start();
+    let c = server.client().await;
+    let codecs = |table: &'static str| {
+        let c = &c;
+        let server = &server;
+        async move {
+            let sql = format!("SELECT block_location FROM fuse_block('default', '{table}')");
+            let mut found = Vec::new();
+            for row in rows(c, &sql).await {
+                let path = server.data_dir().join(row[0].as_deref().unwrap());
+                let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+                for group in reader.metadata().row_groups() {
+                    found.extend(group.columns().iter().map(|col| col.compression()));
+                }
+            }
+            found.dedup();
+            found
+        }
+    };
+    c.batch_execute(
+        "CREATE TABLE fast (id BIGINT, s TEXT) COMPRESSION = 'lz4';
+         CREATE TABLE small (id BIGINT, s TEXT);
+         INSERT INTO fast SELECT g, 'row ' || g FROM generate_series(1, 5000) AS g;
+         INSERT INTO fast VALUES (0, 'zero');
+         INSERT INTO small SELECT g, 'row ' || g FROM generate_series(1, 5000) AS g;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(codecs("fast").await, vec![Compression::LZ4_RAW]);
+    assert!(matches!(codecs("small").await[..], [Compression::ZSTD(_)]));
+    c.batch_execute("OPTIMIZE TABLE fast COMPACT")
+        .await
+        .unwrap();
+    assert_eq!(codecs("fast").await, vec![Compression::LZ4_RAW]);
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT sum(id) || ' ' || max(s) FROM fast WHERE id > 4990"
+        )
+        .await,
+        "49955 row 5000"
+    );
+
+    let err = c
+        .batch_execute("CREATE TABLE bad (a INT) COMPRESSION = 'brotli'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22023");
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert!(
+        message.contains("\"compression\" is one of zstd, lz4, snappy, none"),
+        "{message}"
+    );
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bad'"
+        )
+        .await,
+        "0"
+    );
+}
