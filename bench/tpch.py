@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import pathlib
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -343,6 +344,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="timed runs per query, after a warm-up (median)")
     ap.add_argument("--skip-postgres", action="store_true", help="compare with DuckDB only")
     ap.add_argument("--stream-rows", type=int, default=1_000_000)
+    ap.add_argument("--compression", choices=["zstd", "lz4", "snappy", "none"],
+                    help="create fusegate's tables with this compression option (default: the table default, zstd)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="which measurements to run after the load, comma-separated (default: all of "
                          + ", ".join(WORKLOADS) + ")")
@@ -355,6 +358,8 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     csv_dir, parquet_dir = generate(args.sf, work / f"tpch-sf{args.sf}")
     print(f"# fusegate benchmark — TPC-H SF {args.sf}\n")
+    if args.compression:
+        print(f"fusegate's tables: COMPRESSION = '{args.compression}'.\n")
     print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"load average before: {load_average()}; median of {args.runs} runs after a warm-up.\n")
 
@@ -370,7 +375,11 @@ def main():
         loads = {}
         for s in systems:
             with psycopg.connect(s.dsn, autocommit=True) as conn:
-                conn.execute(schema)
+                if isinstance(s, Fusegate) and args.compression:
+                    # Each CREATE TABLE ends with ");" at the end of its line.
+                    conn.execute(re.sub(r"\);$", f") COMPRESSION = '{args.compression}';", schema, flags=re.M))
+                else:
+                    conn.execute(schema)
                 log(f"loading {s.name}")
                 loads[s.name] = copy_in(conn, csv_dir)
                 if isinstance(s, Postgres):
