@@ -66,6 +66,15 @@ impl DeferredPruning {
             .map(|(b, _)| b.location.as_str())
             .collect()
     }
+
+    /// Whether a scan reading `files` is this one's (its blocks, all of them).
+    fn scans(&self, files: &HashSet<&str>) -> bool {
+        files.len() == self.blocks.len()
+            && self
+                .blocks
+                .iter()
+                .all(|b| files.contains(b.location.as_str()))
+    }
 }
 
 /// One execution of a kept plan: each scan whose parameters prune its blocks
@@ -81,10 +90,9 @@ pub fn prune_kept_scans(
     for scan in scans {
         match &scan.deferred {
             Some(d) => {
-                let all: HashSet<&str> = d.blocks.iter().map(|b| b.location.as_str()).collect();
                 let keep = d.survivors();
                 read += keep.len();
-                deferred.push((all, keep));
+                deferred.push((d, keep));
             }
             None => read += scan.blocks_read,
         }
@@ -109,7 +117,7 @@ pub fn prune_kept_scans(
         // the same blocks: each then reads what either may match.
         let mine: Vec<&HashSet<&str>> = deferred
             .iter()
-            .filter(|(all, _)| *all == files)
+            .filter(|(d, _)| d.scans(&files))
             .map(|(_, keep)| keep)
             .collect();
         if mine.is_empty() {
