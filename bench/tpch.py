@@ -3,16 +3,20 @@
 
     scripts/bench [--sf 1] [--runs 3] [--skip-postgres]
 
-(scripts/bench builds fusegate in release mode, installs tpchgen-cli and
-DuckDB, then runs this.) Prints Markdown tables: absolute numbers and ratios
-to the peers. Every system runs on this machine, on loopback:
+(scripts/bench builds fusegate in release mode, installs tpchgen-cli,
+DuckDB and DataFusion, then runs this.) Prints Markdown tables: absolute
+numbers and ratios to the peers. Every system runs on this machine, on loopback:
 
 - fusegate: the release binary, a fresh data directory, loaded with COPY FROM
   STDIN through the wire;
 - PostgreSQL: Debian's package, a throwaway cluster, loaded with COPY FROM
   STDIN, then the indexes of postgres_indexes.sql and ANALYZE;
 - DuckDB: in-process, over the same data as Parquet (the single-machine
-  speed reference).
+  speed reference);
+- DataFusion: the engine fusegate runs on (PyPI `datafusion`, the same major
+  version), in-process over the same Parquet files with its defaults, for the
+  TPC-H queries only: what is left between fusegate and it is fusegate's own
+  cost (the fuse format, the wire, its settings), the rest DataFusion's.
 """
 
 import argparse
@@ -32,6 +36,7 @@ import threading
 import time
 from decimal import Decimal
 
+import datafusion
 import duckdb
 import psycopg
 
@@ -182,7 +187,23 @@ def timed_runs(fn, runs):
     return statistics.median(times), result
 
 
-def tpch(systems, duck, runs):
+def in_process(parquet_dir):
+    """The in-process engines, each a function from SQL to rows, over the
+    Parquet files: DuckDB first (the reference for answers and ratios)."""
+    duck = duckdb.connect()
+    fusion = datafusion.SessionContext()
+    for t in TABLES:
+        path = parquet_dir / (t + ".parquet")
+        duck.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{path}')")
+        fusion.register_parquet(t, str(path))
+
+    def fusion_rows(sql):
+        return [tuple(r.values()) for r in fusion.sql(sql).to_arrow_table().to_pylist()]
+
+    return {"DuckDB": lambda sql: duck.execute(sql).fetchall(), "DataFusion": fusion_rows}
+
+
+def tpch(systems, engines, runs):
     out = {}
     for n, sql in queries():
         row = {}
@@ -196,9 +217,14 @@ def tpch(systems, duck, runs):
                 except psycopg.Error as e:
                     row[s.name] = None
                     answers[s.name] = f"error {e.sqlstate}: {str(e).splitlines()[0]}"
-        secs, rows = timed_runs(lambda: duck.execute(sql).fetchall(), runs)
-        row["DuckDB"] = secs
-        answers["DuckDB"] = normalise(rows)
+        for name, run in engines.items():
+            try:
+                secs, rows = timed_runs(lambda: run(sql), runs)
+                row[name] = secs
+                answers[name] = normalise(rows)
+            except Exception as e:  # an engine that cannot run a query is reported, not fatal
+                row[name] = None
+                answers[name] = f"error: {str(e).splitlines()[0]}"
         reference = answers["DuckDB"]
         row["answers"] = "same" if all(a == reference for a in answers.values()) else \
             "DIFFER: " + ", ".join(k for k, a in answers.items() if a != reference)
@@ -338,6 +364,12 @@ def ratio(a, b):
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
+def ratios(row):
+    """fusegate/DuckDB, fusegate/DataFusion, DataFusion/DuckDB, fusegate/PostgreSQL."""
+    return " | ".join(ratio(row.get(a), row.get(b)) for a, b in (
+        ("fusegate", "DuckDB"), ("fusegate", "DataFusion"), ("DataFusion", "DuckDB"), ("fusegate", "PostgreSQL")))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sf", default="1", help="TPC-H scale factor (default 1)")
@@ -363,9 +395,7 @@ def main():
     print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"load average before: {load_average()}; median of {args.runs} runs after a warm-up.\n")
 
-    duck = duckdb.connect()
-    for t in TABLES:
-        duck.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{parquet_dir / (t + '.parquet')}')")
+    engines = in_process(parquet_dir)
     systems = []
     try:
         systems.append(Fusegate(work))
@@ -398,20 +428,19 @@ def main():
 
         if "queries" in wanted:
             log("TPC-H queries")
-            results = tpch(systems, duck, args.runs)
-            names = [s.name for s in systems] + ["DuckDB"]
+            results = tpch(systems, engines, args.runs)
+            names = [s.name for s in systems] + list(engines)
             print("\n## TPC-H queries (seconds)\n")
-            print("| query | " + " | ".join(names) + " | fusegate/DuckDB | fusegate/PostgreSQL | answers |")
-            print("|---|" + "---:|" * (len(names) + 2) + "---|")
+            print("| query | " + " | ".join(names) +
+                  " | fusegate/DuckDB | fusegate/DataFusion | DataFusion/DuckDB | fusegate/PostgreSQL | answers |")
+            print("|---|" + "---:|" * (len(names) + 4) + "---|")
             totals = {k: 0.0 for k in names}
             for n, row in results.items():
                 for k in names:
                     totals[k] += row[k] or 0.0
                 print(f"| Q{n:02d} | " + " | ".join(fmt(row[k]) for k in names) +
-                      f" | {ratio(row['fusegate'], row['DuckDB'])} | {ratio(row['fusegate'], row.get('PostgreSQL'))}"
-                      f" | {row['answers']} |")
-            print("| total | " + " | ".join(fmt(totals[k]) for k in names) +
-                  f" | {ratio(totals['fusegate'], totals['DuckDB'])} | {ratio(totals['fusegate'], totals.get('PostgreSQL'))} | |")
+                      f" | {ratios(row)} | {row['answers']} |")
+            print("| total | " + " | ".join(fmt(totals[k]) for k in names) + f" | {ratios(totals)} | |")
 
         if "range" in wanted:
             log("range query")
