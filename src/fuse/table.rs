@@ -241,7 +241,7 @@ impl FuseTable {
             self.storage.clone(),
             self.meta.schema.clone(),
             self.block_limits(),
-            super::writer::table_codec(&self.meta.options),
+            super::writer::table_codec(&self.meta.options, self.storage.is_local()),
         )
     }
 

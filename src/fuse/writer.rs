@@ -41,8 +41,8 @@ const MIN_SAMPLE: usize = 1024;
 pub const CODECS: &[&str] = &["zstd", "lz4", "snappy", "none"];
 
 /// The Parquet codec a `compression` table option names, None for another
-/// name. zstd (the default) makes the smallest blocks; lz4 (Parquet's
-/// LZ4_RAW) decodes several times faster for somewhat larger ones.
+/// name. zstd makes the smallest blocks; lz4 (Parquet's LZ4_RAW) decodes
+/// several times faster for somewhat larger ones.
 pub fn codec(name: &str) -> Option<Compression> {
     match name.to_ascii_lowercase().as_str() {
         "zstd" => Some(Compression::ZSTD(ZstdLevel::default())),
@@ -53,13 +53,21 @@ pub fn codec(name: &str) -> Option<Compression> {
     }
 }
 
-/// The codec of a table with these options: zstd unless `compression` names
-/// another (CREATE TABLE refuses a name that is not one of [`CODECS`]).
-pub fn table_codec(options: &std::collections::BTreeMap<String, String>) -> Compression {
-    options
-        .get("compression")
-        .and_then(|name| codec(name))
-        .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
+/// The codec of a table with these options whose blocks are `local` (a
+/// directory) or not (an object store), where `compression` names none
+/// (CREATE TABLE refuses a name that is not one of [`CODECS`]). Read from a
+/// local disk, a block costs its decoding, so lz4: TPC-H ran 1.25x faster
+/// than on zstd for 1.47x the bytes; from an object store it costs its
+/// bytes — transfer, and the versions Fail-Safe keeps —, so zstd.
+pub fn table_codec(
+    options: &std::collections::BTreeMap<String, String>,
+    local: bool,
+) -> Compression {
+    match options.get("compression").and_then(|name| codec(name)) {
+        Some(named) => named,
+        None if local => Compression::LZ4_RAW,
+        None => Compression::ZSTD(ZstdLevel::default()),
+    }
 }
 
 /// How big blocks may grow.
@@ -283,6 +291,17 @@ mod tests {
         let status = StringArray::from_iter_values((0..rows).map(|i| ["F", "O", "P"][i % 3]));
         RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(status)])
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_default_codec_depends_on_where_blocks_live_and_a_named_one_wins() {
+        let none = std::collections::BTreeMap::new();
+        assert_eq!(table_codec(&none, true), Compression::LZ4_RAW);
+        assert!(matches!(table_codec(&none, false), Compression::ZSTD(_)));
+        let zstd = [("compression".to_string(), "ZSTD".to_string())].into();
+        assert!(matches!(table_codec(&zstd, true), Compression::ZSTD(_)));
+        let lz4 = [("compression".to_string(), "lz4".to_string())].into();
+        assert_eq!(table_codec(&lz4, false), Compression::LZ4_RAW);
     }
 
     #[test]

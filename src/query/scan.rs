@@ -15,8 +15,8 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, Operator};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -54,17 +54,11 @@ pub struct DeferredPruning {
 }
 
 impl DeferredPruning {
-    /// Locations of the blocks the values bound now may match.
-    fn survivors(&self) -> HashSet<&str> {
+    /// Which of its blocks the values bound now may match.
+    fn survivors(&self) -> Vec<bool> {
         let blocks: Vec<&BlockMeta> = self.blocks.iter().collect();
-        let keep = prune_blocks(&self.predicate, &self.arrow_schema, &self.schema, &blocks)
-            .unwrap_or_else(|_| vec![true; blocks.len()]);
-        blocks
-            .iter()
-            .zip(keep)
-            .filter(|(_, k)| *k)
-            .map(|(b, _)| b.location.as_str())
-            .collect()
+        prune_blocks(&self.predicate, &self.arrow_schema, &self.schema, &blocks)
+            .unwrap_or_else(|_| vec![true; blocks.len()])
     }
 
     /// Whether a scan reading `files` is this one's (its blocks, all of them).
@@ -77,28 +71,51 @@ impl DeferredPruning {
     }
 }
 
-/// One execution of a kept plan: each scan whose parameters prune its blocks
-/// gets, in its existing partitions, only the blocks this execution's values
-/// may match (without their statistics, which would only build a pruner per
-/// block to decide the same again). Returns the plan and the blocks it reads.
-pub fn prune_kept_scans(
-    plan: Arc<dyn ExecutionPlan>,
-    scans: &[ScanReport],
-) -> DFResult<(Arc<dyn ExecutionPlan>, usize)> {
+/// For one execution of a kept plan, which blocks each of its scans with
+/// parameters may read (in the order of `scans`), and how many blocks the
+/// plan reads in all.
+pub fn kept_survivors(scans: &[ScanReport]) -> (Vec<Vec<bool>>, usize) {
     let mut read = 0;
-    let mut deferred = Vec::new();
+    let mut survivors = Vec::new();
     for scan in scans {
         match &scan.deferred {
             Some(d) => {
                 let keep = d.survivors();
-                read += keep.len();
-                deferred.push((d, keep));
+                read += keep.iter().filter(|k| **k).count();
+                survivors.push(keep);
             }
             None => read += scan.blocks_read,
         }
     }
+    (survivors, read)
+}
+
+/// A kept plan whose scans with parameters read only `survivors` (from
+/// [`kept_survivors`]), in their existing partitions, and without the
+/// blocks' statistics (which would only build a pruner per block to decide
+/// the same again).
+pub fn narrow_kept_scans(
+    plan: Arc<dyn ExecutionPlan>,
+    scans: &[ScanReport],
+    survivors: &[Vec<bool>],
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let deferred: Vec<(&DeferredPruning, HashSet<&str>)> = scans
+        .iter()
+        .filter_map(|s| s.deferred.as_deref())
+        .zip(survivors)
+        .map(|(d, keep)| {
+            let locations = d
+                .blocks
+                .iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(b, _)| b.location.as_str())
+                .collect();
+            (d, locations)
+        })
+        .collect();
     if deferred.is_empty() {
-        return Ok((plan, read));
+        return Ok(plan);
     }
     let plan = plan.transform_up(|node| {
         let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
@@ -146,7 +163,7 @@ pub fn prune_kept_scans(
         let exec = exec.clone().with_data_source(Arc::new(pruned));
         Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
     })?;
-    Ok((plan.data, read))
+    Ok(plan.data)
 }
 
 /// Collects the [`ScanReport`]s of the statement being planned. Installed in
@@ -212,7 +229,7 @@ pub async fn scan_table(
     let keep = match &predicate {
         Some(p) if kept::has_unbound_param(p) => {
             // A kept plan's parameters: pruned at each execution
-            // (`prune_kept_scans`).
+            // (`kept_survivors`, `narrow_kept_scans`).
             deferred = Some(Arc::new(DeferredPruning {
                 predicate: p.clone(),
                 arrow_schema: arrow_schema.clone(),
@@ -277,15 +294,10 @@ pub async fn scan_table(
     }
     // Fuse blocks carry no bloom filters: looking for them cost every open.
     source = source.with_bloom_filter_on_read(false);
-    if filters.iter().any(is_point_predicate) {
-        // An equality on a column keeps a few rows of the page the page index
-        // left: evaluated while decoding, the other columns decode only those
-        // rows. Broad filters stay after decoding (DataFusion's default),
-        // where they cost less than decoding in two passes.
-        source = source
-            .with_pushdown_filters(true)
-            .with_reorder_filters(true);
-    }
+    // Filters run after decoding (DataFusion's default), even an equality
+    // that a lookup narrows to a few rows: decoding in two passes made TPC-H
+    // Q10 and Q19 1.3-1.5x slower and lookups no faster (docs/benchmarks.md,
+    // 2026-12-07).
     let config = FileScanConfigBuilder::new(
         // Our reader factory does the IO; the URL only satisfies the registry lookup.
         ObjectStoreUrl::local_filesystem(),
@@ -302,26 +314,6 @@ pub async fn scan_table(
     .with_limit(limit)
     .build();
     Ok(DataSourceExec::from_data_source(config))
-}
-
-/// `column = constant` (either way round, through casts).
-fn is_point_predicate(filter: &Expr) -> bool {
-    fn strip(e: &Expr) -> &Expr {
-        match e {
-            Expr::Cast(c) => strip(&c.expr),
-            Expr::TryCast(c) => strip(&c.expr),
-            other => other,
-        }
-    }
-    let Expr::BinaryExpr(b) = filter else {
-        return false;
-    };
-    let constant = |e: &Expr| {
-        matches!(strip(e), Expr::Literal(..) | Expr::Placeholder(_)) || kept::is_param(strip(e))
-    };
-    let column = |e: &Expr| matches!(strip(e), Expr::Column(_));
-    b.op == Operator::Eq
-        && ((column(&b.left) && constant(&b.right)) || (constant(&b.left) && column(&b.right)))
 }
 
 /// Spreads blocks over `partitions` groups of similar byte size.
@@ -421,26 +413,5 @@ impl ParquetFileReaderFactory for FuseReaderFactory {
             .storage
             .block_reader(file.object_meta.location.as_ref(), file.object_meta.size);
         Ok(Box::new(reader))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use datafusion::logical_expr::{cast, col, lit, placeholder};
-
-    use super::*;
-
-    #[test]
-    fn point_predicates_are_column_equals_constant() {
-        assert!(is_point_predicate(&col("k").eq(lit(5))));
-        assert!(is_point_predicate(&lit(5).eq(col("k"))));
-        assert!(is_point_predicate(
-            &cast(col("k"), arrow::datatypes::DataType::Int64).eq(placeholder("$1"))
-        ));
-        assert!(!is_point_predicate(&col("k").gt(lit(5))));
-        assert!(!is_point_predicate(&col("k").eq(col("j"))));
-        assert!(!is_point_predicate(
-            &col("k").eq(lit(5)).or(col("k").eq(lit(6)))
-        ));
     }
 }

@@ -229,6 +229,12 @@ impl Storage {
         }
     }
 
+    /// Whether this storage is a directory of this machine (reads cost
+    /// CPU, not transfer).
+    pub fn is_local(&self) -> bool {
+        self.location.scheme == Scheme::Fs
+    }
+
     pub fn location(&self) -> &StorageLocation {
         &self.location
     }
