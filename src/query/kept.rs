@@ -392,8 +392,9 @@ impl KeptPlan {
                 if let Ok(mut narrowed) = self.narrowed.lock() {
                     if narrowed.len() >= NARROWED_PLANS {
                         // Lookups spread over many blocks: any entry goes.
-                        let old = narrowed.keys().next().cloned();
-                        old.map(|k| narrowed.remove(&k));
+                        if let Some(old) = narrowed.keys().next().cloned() {
+                            narrowed.remove(&old);
+                        }
                     }
                     narrowed.insert(survivors, plan.clone());
                 }
