@@ -56,7 +56,7 @@ pub fn codec(name: &str) -> Option<Compression> {
 /// The codec of a table with these options whose blocks are `local` (a
 /// directory) or not (an object store), where `compression` names none
 /// (CREATE TABLE refuses a name that is not one of [`CODECS`]). Read from a
-/// local disk, a block costs its decoding, so lz4: TPC-H ran 1.25x faster
+/// local disk, a block costs its decoding, so lz4: TPC-H ran about 1.2x faster
 /// than on zstd for 1.47x the bytes; from an object store it costs its
 /// bytes — transfer, and the versions Fail-Safe keeps —, so zstd.
 pub fn table_codec(
