@@ -343,9 +343,6 @@ fn has_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
 /// How many narrowed forms of one kept plan are kept (see [`KeptPlan`]).
 const NARROWED_PLANS: usize = 64;
 
-/// Which blocks each scan with parameters reads (`scan::kept_survivors`).
-type Survivors = Vec<Vec<bool>>;
-
 /// A physical plan made once for a prepared statement.
 #[derive(Debug)]
 pub struct KeptPlan {
@@ -358,7 +355,7 @@ pub struct KeptPlan {
     /// that set: rebuilding the operators above a narrowed scan (their
     /// properties and equivalences computed anew) was 7 % of a lookup's CPU,
     /// and lookups keep hitting the same few blocks.
-    narrowed: Mutex<HashMap<Survivors, Arc<dyn ExecutionPlan>>>,
+    narrowed: Mutex<HashMap<super::scan::Survivors, Arc<dyn ExecutionPlan>>>,
 }
 
 impl KeptPlan {

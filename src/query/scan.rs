@@ -71,10 +71,13 @@ impl DeferredPruning {
     }
 }
 
-/// For one execution of a kept plan, which blocks each of its scans with
-/// parameters may read (in the order of `scans`), and how many blocks the
-/// plan reads in all.
-pub fn kept_survivors(scans: &[ScanReport]) -> (Vec<Vec<bool>>, usize) {
+/// Which blocks each scan with parameters of a kept plan may read, in the
+/// order of its scans.
+pub type Survivors = Vec<Vec<bool>>;
+
+/// For one execution of a kept plan, its [`Survivors`], and how many blocks
+/// the plan reads in all.
+pub fn kept_survivors(scans: &[ScanReport]) -> (Survivors, usize) {
     let mut read = 0;
     let mut survivors = Vec::new();
     for scan in scans {
@@ -97,7 +100,7 @@ pub fn kept_survivors(scans: &[ScanReport]) -> (Vec<Vec<bool>>, usize) {
 pub fn narrow_kept_scans(
     plan: Arc<dyn ExecutionPlan>,
     scans: &[ScanReport],
-    survivors: &[Vec<bool>],
+    survivors: &Survivors,
 ) -> DFResult<Arc<dyn ExecutionPlan>> {
     let deferred: Vec<(&DeferredPruning, HashSet<&str>)> = scans
         .iter()
