@@ -7,6 +7,7 @@ pub use background::DEFAULT_HEAVY_QUERY_BLOCKS;
 mod casts;
 mod catalog;
 mod cooperative;
+mod dynamic_filters;
 pub mod error;
 mod evolve;
 mod functions;
@@ -160,6 +161,7 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(dynamic_filters::FilterRowsAtScans))
             .with_physical_optimizer_rule(Arc::new(cooperative::YieldAboveJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -300,7 +300,8 @@ pub async fn scan_table(
     // Filters run after decoding (DataFusion's default), even an equality
     // that a lookup narrows to a few rows: decoding in two passes made TPC-H
     // Q10 and Q19 1.3-1.5x slower and lookups no faster (docs/benchmarks.md,
-    // 2026-12-07).
+    // 2026-12-07). A join's few keys are applied to rows above the scan
+    // (`dynamic_filters.rs`).
     let config = FileScanConfigBuilder::new(
         // Our reader factory does the IO; the URL only satisfies the registry lookup.
         ObjectStoreUrl::local_filesystem(),
