@@ -24,21 +24,20 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::ColumnarValue;
-use datafusion::physical_plan::joins::HashTableLookupExpr;
-
 use datafusion::common::Result;
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::physical_plan::{FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::utils::{conjunction, reassign_expr_columns, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::HashTableLookupExpr;
 
 #[derive(Debug, Default)]
 pub struct FilterRowsAtScans;
@@ -89,12 +88,19 @@ fn row_filter(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn PhysicalExpr>> {
 
 /// A dynamic filter, evaluated only while it holds no hash-table lookup
 /// (see the module's documentation); otherwise every row passes.
-#[derive(Debug, Eq, Hash)]
+#[derive(Debug, Eq)]
 struct InListOnly(Arc<dyn PhysicalExpr>);
 
+// By hand: the derives cannot see through `Arc<dyn PhysicalExpr>`.
 impl PartialEq for InListOnly {
     fn eq(&self, other: &Self) -> bool {
         self.0.eq(&other.0)
+    }
+}
+
+impl std::hash::Hash for InListOnly {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 
