@@ -105,7 +105,7 @@ impl std::hash::Hash for InListOnly {
 }
 
 impl InListOnly {
-    fn is_cheap(&self) -> datafusion::common::Result<bool> {
+    fn is_cheap(&self) -> Result<bool> {
         let Some(dynamic) = self.0.downcast_ref::<DynamicFilterPhysicalExpr>() else {
             return Ok(true);
         };
