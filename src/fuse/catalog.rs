@@ -48,7 +48,7 @@ pub struct TableMeta {
     /// External location (`s3://...` with its CONNECTION); None: the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<StorageLocation>,
-    /// Table options (row_per_block, block_per_segment, data_retention_period_in_hours...).
+    /// Table options (row_per_block, row_per_page, block_per_segment, data_retention_period_in_hours...).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     /// Current snapshot, relative to the table root; None until the first write.

@@ -218,11 +218,15 @@ impl FuseTable {
         self.meta.options.get(key).and_then(|v| v.parse().ok())
     }
 
-    /// How big this table's blocks may grow (its `row_per_block` option).
+    /// How big this table's blocks and their pages may grow (its
+    /// `row_per_block` and `row_per_page` options).
     pub fn block_limits(&self) -> BlockLimits {
         let mut limits = BlockLimits::default();
         if let Some(rows) = self.option_usize("row_per_block") {
             limits.max_rows = rows.max(1);
+        }
+        if let Some(rows) = self.option_usize("row_per_page") {
+            limits.page_rows = rows.max(1);
         }
         limits
     }

@@ -21,9 +21,12 @@ use crate::storage::{BlockWriter, Storage};
 
 /// Rows per Parquet row group inside a block.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// Rows per data page. The page index prunes a point lookup to one page per
-/// column, which is decompressed whole: at arrow-rs's default (20,000 rows)
-/// that decompression was most of a lookup's time.
+/// Rows per data page unless the table's `row_per_page` says otherwise. The
+/// page index prunes a point lookup to one page per column, which is
+/// decompressed whole: at arrow-rs's default (20,000 rows) that decompression
+/// was most of a lookup's time. Smaller pages make lookups cheaper still and
+/// scans dearer: 2,048 rows cut a lookup's CPU by a quarter and made TPC-H 4 %
+/// slower (docs/benchmarks.md, 2026-12-07).
 const PAGE_ROWS: usize = 8 * 1024;
 /// A column's dictionary page, decompressed whole with the one data page a
 /// lookup reads: high-cardinality columns fall back to plain encoding past
@@ -70,12 +73,14 @@ pub fn table_codec(
     }
 }
 
-/// How big blocks may grow.
+/// How big blocks may grow, and the pages inside them.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockLimits {
     pub max_rows: usize,
     /// Uncompressed (Arrow in-memory) bytes.
     pub max_bytes: usize,
+    /// Rows per data page (the table's `row_per_page` option).
+    pub page_rows: usize,
 }
 
 impl Default for BlockLimits {
@@ -83,6 +88,7 @@ impl Default for BlockLimits {
         BlockLimits {
             max_rows: 1_000_000,
             max_bytes: 100 * 1024 * 1024,
+            page_rows: PAGE_ROWS,
         }
     }
 }
@@ -119,7 +125,7 @@ impl TableWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
-            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_data_page_row_count_limit(limits.page_rows)
             .build();
         TableWriter {
             arrow_schema: schema.to_arrow(),

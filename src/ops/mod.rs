@@ -17,6 +17,7 @@ use crate::storage::{Storage, StorageLocation};
 /// Table options fusegate understands, with what they take.
 const TABLE_OPTIONS: &[&str] = &[
     "row_per_block",
+    "row_per_page",
     "block_per_segment",
     "data_retention_period_in_hours",
     "compression",

@@ -102,6 +102,44 @@ async fn range_filters_skip_blocks() {
     );
 }
 
+/// `ROW_PER_PAGE` (Databend's table option) sets the rows of each data page,
+/// which the page index narrows a lookup to; without it a page holds 8,192.
+#[tokio::test]
+async fn row_per_page_sets_the_pages_a_lookup_is_narrowed_to() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE small_pages (id BIGINT NOT NULL, v TEXT) ROW_PER_PAGE = 1000;
+         CREATE TABLE default_pages (id BIGINT NOT NULL, v TEXT);
+         INSERT INTO small_pages SELECT v, 'v' || v FROM generate_series(1, 10000) AS g(v) ORDER BY v;
+         INSERT INTO default_pages SELECT * FROM small_pages ORDER BY id;",
+    )
+    .await
+    .unwrap();
+    for (table, pages) in [("small_pages", 10), ("default_pages", 2)] {
+        let query = format!("SELECT v FROM {table} WHERE id = 4321");
+        assert_eq!(scalar(&c, &query).await, "v4321");
+        let plan: String = rows(&c, &format!("EXPLAIN ANALYZE {query}"))
+            .await
+            .into_iter()
+            .filter_map(|r| r[1].clone())
+            .collect();
+        let expected = format!("page_index_pages_pruned={pages} total \u{2192} 1 matched");
+        assert!(
+            plan.contains(&expected),
+            "{table}: no {expected:?} in {plan}"
+        );
+    }
+    let err = c
+        .batch_execute("CREATE TABLE bad_pages (id INT) ROW_PER_PAGE = 0")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
+    );
+}
+
 /// A join whose build side holds few keys drops the probe side's other rows
 /// right above their scan, before the aggregate under the join sees them
 /// (TPC-H Q17's shape); the answer is the join's.
