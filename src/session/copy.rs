@@ -3,7 +3,6 @@
 //! back-pressure to the client). Nothing is visible until CopyDone commits;
 //! a bad row fails the whole COPY, naming its line.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -120,6 +119,14 @@ pub enum Source {
     Fixed(Option<String>),
 }
 
+/// One field of the record being decoded: where its text lies in the line,
+/// or the text itself when quotes or escapes had to be taken out of it.
+enum Field {
+    Null,
+    Span(usize, usize),
+    Owned(String),
+}
+
 struct Decoder {
     format: CopyFormat,
     columns: Vec<Source>,
@@ -135,6 +142,8 @@ struct Decoder {
     /// Text of the current batch's fields, one builder per COPY column:
     /// values are appended in place, not allocated one by one.
     fields: Vec<StringBuilder>,
+    /// The current record's fields; kept so that a record allocates nothing.
+    record_fields: Vec<Field>,
     lines: Vec<u64>,
 }
 
@@ -157,6 +166,7 @@ impl Decoder {
             line: 1,
             ended: false,
             fields: (0..width).map(|_| StringBuilder::new()).collect(),
+            record_fields: Vec::with_capacity(width),
             lines: Vec::new(),
         }
     }
@@ -267,11 +277,13 @@ impl Decoder {
             self.ended = true;
             return Ok(());
         }
-        let fields = if self.format.csv {
-            self.split_csv(text)
+        let mut fields = std::mem::take(&mut self.record_fields);
+        fields.clear();
+        if self.format.csv {
+            self.split_csv(text, &mut fields);
         } else {
-            self.split_text(text)
-        };
+            self.split_text(text, &mut fields);
+        }
         let location = || format!("COPY {}, line {line}: \"{text}\"", self.table);
         if fields.len() < self.width {
             let missing = self.copy_column_name(fields.len());
@@ -288,9 +300,14 @@ impl Decoder {
             )
             .with_location(location()));
         }
-        for (column, value) in self.fields.iter_mut().zip(fields) {
-            column.append_option(value);
+        for (column, field) in self.fields.iter_mut().zip(&fields) {
+            match field {
+                Field::Null => column.append_null(),
+                Field::Span(start, end) => column.append_value(&text[*start..*end]),
+                Field::Owned(value) => column.append_value(value),
+            }
         }
+        self.record_fields = fields;
         self.lines.push(line);
         Ok(())
     }
@@ -306,26 +323,26 @@ impl Decoder {
 
     /// Text format: delimiter-separated, `\N` for NULL, backslash escapes.
     /// A field without a backslash is the line's text as it is.
-    fn split_text<'a>(&self, text: &'a str) -> Vec<Option<Cow<'a, str>>> {
+    fn split_text(&self, text: &str, out: &mut Vec<Field>) {
         // Delimiters are one byte (checked when the COPY is parsed), and no
         // byte of a multi-byte character is ASCII.
         let delimiter = self.format.delimiter as u8;
         let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(self.width);
         let (mut start, mut escaped, mut i) = (0, false, 0);
         loop {
             let end = i >= bytes.len();
             if end || bytes[i] == delimiter {
-                let raw = &text[start..i.min(bytes.len())];
+                let stop = i.min(bytes.len());
+                let raw = &text[start..stop];
                 out.push(if raw == self.format.null {
-                    None
+                    Field::Null
                 } else if escaped {
-                    Some(Cow::Owned(unescape_text(raw)))
+                    Field::Owned(unescape_text(raw))
                 } else {
-                    Some(Cow::Borrowed(raw))
+                    Field::Span(start, stop)
                 });
                 if end {
-                    return out;
+                    return;
                 }
                 (start, escaped) = (i + 1, false);
             } else if bytes[i] == b'\\' {
@@ -339,27 +356,30 @@ impl Decoder {
 
     /// CSV: quoted fields may hold delimiters, newlines and doubled quotes;
     /// an unquoted field equal to the NULL string is NULL.
-    fn split_csv<'a>(&self, text: &'a str) -> Vec<Option<Cow<'a, str>>> {
+    fn split_csv(&self, text: &str, out: &mut Vec<Field>) {
         let (delimiter, quote) = (self.format.delimiter as u8, self.format.quote as u8);
         let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(self.width);
         let mut start = 0;
         loop {
             let rest = &bytes[start..];
             let stop = memchr::memchr2(delimiter, quote, rest);
             let next = if stop.is_some_and(|k| rest[k] == quote) {
                 let (field, next) = self.quoted_csv_field(bytes, start);
-                out.push(Some(Cow::Owned(field)));
+                out.push(Field::Owned(field));
                 next
             } else {
                 let end = stop.map_or(bytes.len(), |k| start + k);
                 let raw = &text[start..end];
-                out.push((raw != self.format.null).then_some(Cow::Borrowed(raw)));
+                out.push(if raw == self.format.null {
+                    Field::Null
+                } else {
+                    Field::Span(start, end)
+                });
                 stop.map(|_| end + 1)
             };
             match next {
                 Some(n) => start = n,
-                None => return out,
+                None => return,
             }
         }
     }
