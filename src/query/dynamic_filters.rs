@@ -80,9 +80,11 @@ fn row_filter(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn PhysicalExpr>> {
     let dynamic = split_conjunction(&predicate)
         .into_iter()
         .filter(|c| c.is::<DynamicFilterPhysicalExpr>())
-        .cloned()
-        .map(|c| Some(Arc::new(InListOnly(reassign_expr_columns(c, &schema).ok()?)) as _))
-        .collect::<Option<Vec<Arc<dyn PhysicalExpr>>>>()?;
+        .map(|c| {
+            let c = reassign_expr_columns(Arc::clone(c), &schema).ok()?;
+            Some(Arc::new(InListOnly(c)) as Arc<dyn PhysicalExpr>)
+        })
+        .collect::<Option<Vec<_>>>()?;
     (!dynamic.is_empty()).then(|| conjunction(dynamic))
 }
 
