@@ -47,7 +47,7 @@ impl FieldIdAdapterFactory {
             .zip(arrow.fields())
             .filter_map(|(c, f)| {
                 let text = c.missing.clone()?;
-                ScalarValue::try_from_string(text, f.data_type())
+                ScalarValue::try_from_string(text, &super::table::plan_type(f.data_type()))
                     .ok()
                     .map(|v| (c.id, v))
             })

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -21,22 +21,17 @@ use crate::fuse::schema::{ColumnType, TableSchema};
 
 pub struct FuseSink {
     table: FuseTable,
-    /// The table's columns, all nullable: DataFusion's own NOT NULL check would
-    /// give a message without the column name, so we check ourselves.
+    /// The table's columns as plans produce them (`table::plan_schema`):
+    /// `conform` casts them to the stored types and checks NOT NULL.
     input_schema: SchemaRef,
 }
 
 impl FuseSink {
     pub fn new(table: FuseTable) -> FuseSink {
-        let arrow = table.meta().schema.to_arrow();
-        let fields: Vec<Field> = arrow
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
+        let input_schema = super::table::plan_schema(&table.meta().schema);
         FuseSink {
             table,
-            input_schema: Arc::new(Schema::new(fields)),
+            input_schema,
         }
     }
 }

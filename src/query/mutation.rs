@@ -131,15 +131,9 @@ async fn mutate(
     };
     let schema = table.meta().schema.clone();
     let arrow_schema = schema.to_arrow();
-    // Rows are checked against NOT NULL by `conform`, with PostgreSQL's error;
-    // the batches in between may hold NULLs anywhere.
-    let loose_schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(
-        arrow_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
+    // The predicate and assignments were planned over the plan's types, all
+    // nullable; `conform` casts back to the stored types and checks NOT NULL.
+    let plan_schema = super::table::plan_schema(&schema);
     if matches!(mutation, Mutation::Truncate)
         || (predicate.is_none() && matches!(mutation, Mutation::Delete))
     {
@@ -157,7 +151,7 @@ async fn mutate(
         for (seg_ref, segment) in snapshot.segments.iter().zip(&segments) {
             let blocks: Vec<&BlockMeta> = segment.blocks.iter().collect();
             let candidates = match predicate {
-                Some(p) => prune_blocks(p, &arrow_schema, &schema, &blocks)?,
+                Some(p) => prune_blocks(p, &plan_schema, &schema, &blocks)?,
                 None => vec![true; blocks.len()],
             };
             if !candidates.iter().any(|c| *c) {
@@ -175,7 +169,7 @@ async fn mutate(
                 let mut changed = 0u64;
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in batches {
-                    let (batch, n) = apply(&batch, predicate, mutation, &loose_schema)?;
+                    let (batch, n) = apply(&batch, predicate, mutation, &plan_schema)?;
                     changed += n;
                     out.push(batch);
                 }
@@ -237,7 +231,18 @@ fn apply(
     mutation: &Mutation,
     schema: &SchemaRef,
 ) -> Result<(RecordBatch, u64)> {
-    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(array, field)| match array.data_type() == field.data_type() {
+                true => Ok(array.clone()),
+                false => arrow::compute::cast(array, field.data_type()),
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let selected: BooleanArray = match predicate {
         None => BooleanArray::from(vec![true; batch.num_rows()]),
         Some(p) => {

@@ -93,6 +93,7 @@ fn to_scalar(v: &StatValue, data_type: &DataType) -> Option<ScalarValue> {
             ScalarValue::Decimal128(Some(d.parse().ok()?), *p, *s)
         }
         (StatValue::Str(s), DataType::Utf8) => ScalarValue::Utf8(Some(s.clone())),
+        (StatValue::Str(s), DataType::Utf8View) => ScalarValue::Utf8View(Some(s.clone())),
         (StatValue::Bool(b), DataType::Boolean) => ScalarValue::Boolean(Some(*b)),
         _ => return None,
     })

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::sink::DataSinkExec;
@@ -22,6 +22,7 @@ use super::mutation::{Mutation, MutationSink};
 use super::scan::scan_table;
 use crate::error::Error;
 use crate::fuse::FuseTable;
+use crate::fuse::schema::TableSchema;
 
 #[derive(Debug)]
 pub struct FuseTableProvider {
@@ -33,33 +34,52 @@ pub struct FuseTableProvider {
 
 impl FuseTableProvider {
     pub fn new(table: FuseTable, defaults: HashMap<String, Expr>) -> Self {
-        // DataFusion sees every column as nullable: it would otherwise plan
-        // `INSERT ... VALUES (NULL)` into a non-nullable batch and fail with an
-        // internal error. NOT NULL is enforced by the insert sink, with
-        // PostgreSQL's error.
         let columns = &table.meta().schema.columns;
-        let fields: Vec<arrow::datatypes::Field> = table
-            .meta()
-            .schema
-            .to_arrow()
+        let fields: Vec<Field> = plan_schema(&table.meta().schema)
             .fields()
             .iter()
             .zip(columns)
             .map(|(f, c)| {
                 let mut metadata = f.metadata().clone();
                 metadata.extend(crate::query::pg_type_metadata(&c.ty));
-                f.as_ref()
-                    .clone()
-                    .with_nullable(true)
-                    .with_metadata(metadata)
+                f.as_ref().clone().with_metadata(metadata)
             })
             .collect();
         FuseTableProvider {
             table,
-            schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+            schema: Arc::new(Schema::new(fields)),
             defaults,
         }
     }
+}
+
+/// The Arrow type plans read a stored column as. Text is stored as plain
+/// Parquet strings and read as `Utf8View`: the Parquet reader then builds
+/// views over the pages it decoded instead of copying every value, and
+/// DataFusion's string kernels are faster on views (docs/benchmarks.md,
+/// 2026-12-08).
+pub(crate) fn plan_type(stored: &DataType) -> DataType {
+    match stored {
+        DataType::Utf8 => DataType::Utf8View,
+        other => other.clone(),
+    }
+}
+
+/// A table's columns as plans see them: with [`plan_type`]s, and all
+/// nullable. DataFusion would otherwise plan `INSERT ... VALUES (NULL)` into
+/// a non-nullable batch and fail with an internal error; NOT NULL is enforced
+/// when rows are written, with PostgreSQL's error (`insert::conform`).
+pub(crate) fn plan_schema(schema: &TableSchema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .to_arrow()
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = plan_type(f.data_type());
+            f.as_ref().clone().with_data_type(ty).with_nullable(true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 impl FuseTableProvider {

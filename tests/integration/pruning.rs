@@ -102,6 +102,49 @@ async fn range_filters_skip_blocks() {
     );
 }
 
+/// Text is read as string views (`query::table::plan_type`); its block
+/// bounds must still prune reads, a DELETE's blocks and a kept plan's.
+#[tokio::test]
+async fn text_filters_skip_blocks() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE names (name VARCHAR(10) NOT NULL, n INT) ROW_PER_BLOCK = 1000;
+         INSERT INTO names SELECT 'k' || lpad(v::text, 5, '0'), v
+         FROM generate_series(1, 10000) AS g(v) ORDER BY v",
+    )
+    .await
+    .unwrap();
+    let lookup = "SELECT n FROM names WHERE name = 'k04321'";
+    assert_eq!(blocks_read(&c, lookup).await, (1, 10));
+    assert_eq!(scalar(&c, lookup).await, "4321");
+    assert_eq!(
+        blocks_read(&c, "SELECT n FROM names WHERE name >= 'k09001'")
+            .await
+            .0,
+        1
+    );
+    let kept = c
+        .prepare("SELECT n FROM names WHERE name = $1")
+        .await
+        .unwrap();
+    let found = c.query(&kept, &[&"k07777"]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].get::<_, i32>(0), 7777);
+
+    // A DELETE on text rewrites only the block holding its rows.
+    let blocks = "SELECT block_location FROM fuse_block('default', 'names')";
+    let before = rows(&c, blocks).await;
+    c.batch_execute("DELETE FROM names WHERE name BETWEEN 'k00001' AND 'k00010'")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&c, "SELECT count(*) FROM names").await, "9990");
+    let after = rows(&c, blocks).await;
+    let kept_blocks = after.iter().filter(|b| before.contains(b)).count();
+    assert_eq!((after.len(), kept_blocks), (10, 9));
+    assert_eq!(blocks_read(&c, lookup).await, (1, 10));
+}
+
 /// `ROW_PER_PAGE` (Databend's table option) sets the rows of each data page,
 /// which the page index narrows a lookup to; without it a page holds 8,192.
 #[tokio::test]
