@@ -465,6 +465,28 @@ impl QueryPlan {
     pub fn is_explain(&self) -> bool {
         matches!(self.plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
     }
+
+    /// Whether every table it reads is a fuse table as the catalog resolved
+    /// it: not a system table, catalog view or table function, whose rows or
+    /// snapshot (`AT (TIMESTAMP => now() - ...)`) are fixed when the plan is
+    /// made.
+    pub fn reads_only_fuse_tables(&self) -> bool {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use datafusion::datasource::source_as_provider;
+        let mut only = true;
+        let _ = self.plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                only &= source_as_provider(&scan.source)
+                    .is_ok_and(|p| p.is::<table::FuseTableProvider>());
+            }
+            Ok(if only {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Stop
+            })
+        });
+        only
+    }
 }
 
 /// The output of a statement run by DataFusion.
@@ -662,14 +684,11 @@ impl QueryContext {
                 let made = match made {
                     Ok(made) => made,
                     Err(why) => {
-                        tracing::debug!(
-                            why,
-                            "the prepared statement is planned at every execution"
-                        );
+                        tracing::debug!(why, "the statement is planned at every execution");
                         return Ok(None);
                     }
                 };
-                tracing::debug!("the prepared statement's physical plan is kept");
+                tracing::debug!("the statement's physical plan is kept");
                 let made = Arc::new(made);
                 if let Ok(mut state) = slot.lock() {
                     *state = kept::Kept::Ready(made.clone());

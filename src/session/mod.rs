@@ -4,6 +4,7 @@
 
 mod copy;
 mod maintenance;
+mod plans;
 mod roles;
 mod settings;
 mod show;
@@ -16,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use tracing::Instrument;
 
+use self::plans::{PlanBasis, RecentPlans};
 pub use self::roles::Role;
 pub use self::settings::{SERVER_VERSION, Settings, parse_milliseconds};
 use crate::bail;
@@ -77,35 +79,6 @@ pub struct Prepared {
     pub schema: SchemaRef,
 }
 
-/// What a prepared plan's tables resolved against. Planning is most of a
-/// point lookup's cost, so Execute reuses the plan while this still holds.
-#[derive(Clone)]
-struct PlanBasis {
-    catalog_version: u64,
-    /// The transaction it was planned in: a write resolves its table through it.
-    txn: Option<Arc<Transaction>>,
-    /// That transaction's working snapshots, which its tables read instead of
-    /// the catalog's.
-    working: Vec<(u64, String)>,
-}
-
-impl PlanBasis {
-    /// Whether `plan`, made against `self`, reads and writes as a new plan
-    /// made against `now` would. A read-only plan depends only on what its
-    /// tables resolved to, so it outlives the implicit transaction of the
-    /// Execute that made it; a write must go through the same transaction.
-    fn still_holds(&self, now: &PlanBasis, plan: &QueryPlan) -> bool {
-        let same_txn = match (&self.txn, &now.txn) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        self.catalog_version == now.catalog_version
-            && self.working == now.working
-            && (same_txn || plan.is_read_only())
-    }
-}
-
 pub struct Session {
     id: u64,
     instance: Arc<Instance>,
@@ -119,6 +92,8 @@ pub struct Session {
     /// The settings the session started with, for RESET ALL.
     startup_settings: Settings,
     txn: TxnState,
+    /// Plans of the session's recent read-only queries, by their text.
+    recent_plans: RecentPlans,
     /// Set by a result stream that fails while the client reads it.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The COPY FROM STDIN in progress.
@@ -174,6 +149,7 @@ impl Session {
             savepoints: Vec::new(),
             settings,
             txn: TxnState::Idle,
+            recent_plans: RecentPlans::default(),
             stream_failed: Default::default(),
             copy_in: None,
             _counted: crate::metrics::metrics().session_started(),
@@ -249,7 +225,7 @@ impl Session {
         let (plan, param_types, schema) = match &statement {
             Statement::Query(ast) => {
                 let basis = self.plan_basis().await?;
-                let plan = self.plan(ast).await?.kept_across_executions();
+                let plan = self.plan_query(ast, &basis).await?;
                 let types = plan.parameter_types()?;
                 let schema = plan.output_schema();
                 (Some(Arc::new(Mutex::new((plan, basis)))), types, schema)
@@ -300,7 +276,7 @@ impl Session {
                             let Statement::Query(ast) = &prepared.statement else {
                                 return Err(Error::internal("prepared plan without a query"));
                             };
-                            let plan = self.plan(ast).await?.kept_across_executions();
+                            let plan = self.plan_query(ast, &now).await?;
                             if let Ok(mut kept) = kept.lock() {
                                 *kept = (plan.clone(), now);
                             }
@@ -430,20 +406,44 @@ impl Session {
         }
     }
 
-    /// The catalog version and transaction a plan made now resolves against.
+    /// What a plan made now resolves against, with the catalog refreshed.
     async fn plan_basis(&self) -> Result<PlanBasis> {
+        Ok(self.plan_basis_at(self.refresh().await?))
+    }
+
+    /// What a plan made now resolves against, at catalog `version`.
+    fn plan_basis_at(&self, catalog_version: u64) -> PlanBasis {
         let txn = match &self.txn {
             TxnState::Open { txn, .. } => Some(txn.clone()),
             _ => None,
         };
-        Ok(PlanBasis {
-            catalog_version: self.refresh().await?,
+        PlanBasis {
+            catalog_version,
             working: txn
                 .as_ref()
                 .map(|t| t.working_snapshots())
                 .unwrap_or_default(),
             txn,
-        })
+            database: self.database.clone(),
+            settings: plans::settings_hash(self.settings.values()),
+        }
+    }
+
+    /// The plan of query `ast`, kept across executions: the one this session
+    /// made for the same text if it still holds against `basis`, else a new
+    /// one (see `plans`).
+    async fn plan_query(
+        &mut self,
+        ast: &sqlparser::ast::Statement,
+        basis: &PlanBasis,
+    ) -> Result<QueryPlan> {
+        let text = ast.to_string();
+        if let Some(plan) = self.recent_plans.get(&text, basis) {
+            return Ok(plan);
+        }
+        let plan = self.plan(ast).await?.kept_across_executions();
+        self.recent_plans.keep(text, &plan, basis);
+        Ok(plan)
     }
 
     /// A statement failed before it ran (at Parse or Bind): the transaction
@@ -725,11 +725,12 @@ impl Session {
         statement: Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        self.refresh().await?;
+        let version = self.refresh().await?;
         let fuse = self.instance.fuse.clone();
         match statement {
             Statement::Query(ast) => {
-                let plan = self.plan(&ast).await?;
+                let basis = self.plan_basis_at(version);
+                let plan = self.plan_query(&ast, &basis).await?;
                 self.run_plan(&plan, params).await
             }
             Statement::Copy(spec) => self.copy(*spec).await,

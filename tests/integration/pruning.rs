@@ -355,3 +355,82 @@ async fn kept_prepared_plans_prune_with_each_executions_values() {
     assert_ne!(first, second);
     assert!(server.log().contains("planned at every execution"));
 }
+
+/// A read-only query whose text comes again reuses its plan, as a prepared
+/// statement does (`session::plans`): by the simple protocol, or an unnamed
+/// statement per execution as most drivers send. It is planned again when a
+/// commit, USE or SET could change what it reads; plans of table functions
+/// are never reused (their rows are fixed when they are planned).
+#[tokio::test]
+async fn repeated_queries_reuse_their_plans_while_they_hold() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 1000;
+         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, 20000) AS g(v) ORDER BY v;
+         CREATE DATABASE other;
+         CREATE TABLE other.events (id BIGINT NOT NULL, kind TEXT);
+         INSERT INTO other.events VALUES (4600, 'other')",
+    )
+    .await
+    .unwrap();
+    let kept = |server: &TestServer| server.log().matches("physical plan is kept").count();
+    let range = "SELECT count(*), min(kind) FROM events WHERE id BETWEEN 4500 AND 5600";
+    for _ in 0..4 {
+        assert_eq!(
+            rows(&c, range).await,
+            [[Some("1101".into()), Some("k4500".into())]]
+        );
+    }
+    assert_eq!(kept(&server), 1, "kept at its second run");
+    let lookup = "SELECT kind FROM events WHERE id = $1";
+    for id in [7i64, 19999, 7, 12345] {
+        let got = c.query(lookup, &[&id]).await.unwrap();
+        assert_eq!(got[0].get::<_, String>(0), format!("k{id}"));
+    }
+    assert_eq!(kept(&server), 2, "the unnamed statements share one plan");
+
+    // A commit: the rows it wrote are read.
+    c.batch_execute("INSERT INTO events VALUES (5000, 'a5000')")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&c, range).await,
+        [[Some("1102".into()), Some("a5000".into())]]
+    );
+    let got = c.query(lookup, &[&5000i64]).await.unwrap();
+    assert_eq!(got.len(), 2);
+
+    // USE: the same text names another table, in a query and in a statement
+    // prepared before.
+    let prepared = c
+        .prepare("SELECT count(*) FROM events WHERE id > $1")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let n: i64 = c.query_one(&prepared, &[&4000i64]).await.unwrap().get(0);
+        assert_eq!(n, 16001);
+    }
+    c.batch_execute("USE other").await.unwrap();
+    assert_eq!(
+        rows(&c, range).await,
+        [[Some("1".into()), Some("other".into())]]
+    );
+    let n: i64 = c.query_one(&prepared, &[&4000i64]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    c.batch_execute("USE default").await.unwrap();
+    assert_eq!(rows(&c, range).await[0][0].as_deref(), Some("1102"));
+
+    // Time travel to a moment relative to now() reads that moment at each run.
+    c.batch_execute("CREATE TABLE moments (a INT); INSERT INTO moments VALUES (1)")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    c.batch_execute("INSERT INTO moments VALUES (2)")
+        .await
+        .unwrap();
+    let travel = "SELECT count(*) FROM moments AT (TIMESTAMP => now() - INTERVAL '1 second')";
+    assert_eq!(scalar(&c, travel).await, "1");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(scalar(&c, travel).await, "2");
+}
