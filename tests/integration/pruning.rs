@@ -434,3 +434,53 @@ async fn repeated_queries_reuse_their_plans_while_they_hold() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(scalar(&c, travel).await, "2");
 }
+
+/// A kept lookup reads the pages the page index narrows it to once: the
+/// same lookups again read nothing from storage (the page cache), and still
+/// see what a later commit writes.
+#[tokio::test]
+async fn kept_lookups_read_their_pages_once() {
+    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 50000 ROW_PER_PAGE = 1000;
+         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, 100000) AS g(v) ORDER BY v",
+    )
+    .await
+    .unwrap();
+    let lookup = c
+        .prepare("SELECT kind FROM events WHERE id = $1")
+        .await
+        .unwrap();
+    let ids: Vec<i64> = (1..=10).map(|i| i * 1999).collect();
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let before = bytes_read(&server);
+        for id in &ids {
+            let got = c.query(&lookup, &[id]).await.unwrap();
+            assert_eq!(got[0].get::<_, String>(0), format!("k{id}"));
+        }
+        rounds.push(bytes_read(&server) - before);
+    }
+    assert!(
+        rounds[1] > 0.0,
+        "the first kept round reads its pages: {rounds:?}"
+    );
+    assert_eq!(
+        rounds[2], 0.0,
+        "the same lookups again read nothing: {rounds:?}"
+    );
+
+    c.batch_execute("INSERT INTO events VALUES (3998, 'late')")
+        .await
+        .unwrap();
+    let got: Vec<String> = c
+        .query(&lookup, &[&3998i64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&"late".to_string()));
+}
