@@ -51,7 +51,6 @@ pub struct DeferredPruning {
     arrow_schema: SchemaRef,
     schema: crate::fuse::schema::TableSchema,
     blocks: Vec<BlockMeta>,
-    storage: Storage,
 }
 
 impl DeferredPruning {
@@ -125,7 +124,7 @@ pub fn narrow_kept_scans(
         let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
             return Ok(Transformed::no(node));
         };
-        let Some((config, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
+        let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>() else {
             return Ok(Transformed::no(node));
         };
         let files: HashSet<&str> = config
@@ -136,19 +135,15 @@ pub fn narrow_kept_scans(
             .collect();
         // Scans of one table with different parameters (a self-join) read
         // the same blocks: each then reads what either may match.
-        let mine: Vec<&(&DeferredPruning, HashSet<&str>)> =
-            deferred.iter().filter(|(d, _)| d.scans(&files)).collect();
-        let Some((first, _)) = mine.first() else {
+        let mine: Vec<&HashSet<&str>> = deferred
+            .iter()
+            .filter(|(d, _)| d.scans(&files))
+            .map(|(_, keep)| keep)
+            .collect();
+        if mine.is_empty() {
             return Ok(Transformed::no(node));
-        };
+        }
         let mut pruned = config.clone();
-        // Its executions read the same pages again: through the page cache.
-        pruned.file_source = Arc::new(source.clone().with_parquet_file_reader_factory(Arc::new(
-            FuseReaderFactory {
-                storage: first.storage.clone(),
-                cache_pages: true,
-            },
-        )));
         pruned.file_groups = config
             .file_groups
             .iter()
@@ -157,7 +152,7 @@ pub fn narrow_kept_scans(
                     .iter()
                     .filter(|f| {
                         let location = f.object_meta.location.as_ref();
-                        mine.iter().any(|(_, keep)| keep.contains(location))
+                        mine.iter().any(|keep| keep.contains(location))
                     })
                     .map(|f| {
                         let mut f = f.clone();
@@ -243,7 +238,6 @@ pub async fn scan_table(
                 arrow_schema: arrow_schema.clone(),
                 schema: table.meta().schema.clone(),
                 blocks: all_blocks.iter().map(|b| (*b).clone()).collect(),
-                storage: table.storage().clone(),
             }));
             vec![true; all_blocks.len()]
         }
@@ -268,6 +262,7 @@ pub async fn scan_table(
         }
         blocks.truncate(needed);
     }
+    let cache_pages = deferred.is_some();
     if let Some(reports) = state.config().get_extension::<ScanReports>() {
         reports.push(ScanReport {
             table: format!("{}.{}", table.db_name(), table.name()),
@@ -296,7 +291,8 @@ pub async fn scan_table(
     let mut source = ParquetSource::new(arrow_schema.clone()).with_parquet_file_reader_factory(
         Arc::new(FuseReaderFactory {
             storage: table.storage().clone(),
-            cache_pages: false,
+            // A kept plan's executions read the same pages again.
+            cache_pages,
         }),
     );
     if let Some(p) = predicate {
@@ -410,7 +406,7 @@ fn table_statistics(blocks: &[&BlockMeta], schema: &SchemaRef, table: &FuseTable
 #[derive(Debug)]
 struct FuseReaderFactory {
     storage: Storage,
-    /// For a kept plan's scans ([`narrow_kept_scans`]).
+    /// For the scans of a kept plan with parameters (`DeferredPruning`).
     cache_pages: bool,
 }
 

@@ -57,7 +57,7 @@ impl FuseTableProvider {
 /// Parquet strings and read as `Utf8View`: the Parquet reader then builds
 /// views over the pages it decoded instead of copying every value, and
 /// DataFusion's string kernels are faster on views (docs/benchmarks.md,
-/// 2026-12-08).
+/// "2026-12-07, night").
 pub(crate) fn plan_type(stored: &DataType) -> DataType {
     match stored {
         DataType::Utf8 => DataType::Utf8View,

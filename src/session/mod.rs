@@ -437,12 +437,16 @@ impl Session {
         ast: &sqlparser::ast::Statement,
         basis: &PlanBasis,
     ) -> Result<QueryPlan> {
-        let text = ast.to_string();
-        if let Some(plan) = self.recent_plans.get(&text, basis) {
+        // Only a query can be read-only: an INSERT's text (a bulk VALUES list,
+        // say) is not even written out.
+        let text = matches!(ast, sqlparser::ast::Statement::Query(_)).then(|| ast.to_string());
+        if let Some(plan) = text.as_ref().and_then(|t| self.recent_plans.get(t, basis)) {
             return Ok(plan);
         }
         let plan = self.plan(ast).await?.kept_across_executions();
-        self.recent_plans.keep(text, &plan, basis);
+        if let Some(text) = text {
+            self.recent_plans.keep(text, &plan, basis);
+        }
         Ok(plan)
     }
 

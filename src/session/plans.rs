@@ -30,8 +30,9 @@ pub(super) struct PlanBasis {
     pub working: Vec<(u64, String)>,
     /// The database unqualified names resolved in (USE).
     pub database: String,
-    /// The session's settings when it was planned, hashed: some are folded
-    /// into plans (the time zone into timestamp casts).
+    /// The session's settings when it was planned, hashed: they are handed
+    /// to DataFusion before planning, so any of them may shape a plan, and a
+    /// SET costs no more than one new plan.
     pub settings: u64,
 }
 
