@@ -197,6 +197,10 @@ impl ScanReports {
     }
 }
 
+/// At most this many blocks, of more, make a scan selective enough for its
+/// pages to be cached.
+const SELECTIVE_SCAN_BLOCKS: usize = 2;
+
 /// Builds the physical scan of `table` (pinned at its snapshot).
 pub async fn scan_table(
     table: &FuseTable,
@@ -216,6 +220,7 @@ pub async fn scan_table(
     let segments = table.segments(&snapshot).await?;
     let all_blocks: Vec<&BlockMeta> = segments.iter().flat_map(|s| s.blocks.iter()).collect();
 
+    let filters_given = !filters.is_empty();
     let predicate = match conjunction(filters.iter().cloned()) {
         Some(expr) => {
             let df_schema =
@@ -262,7 +267,14 @@ pub async fn scan_table(
         }
         blocks.truncate(needed);
     }
-    let cache_pages = deferred.is_some();
+    // Pages worth keeping: those a kept plan's executions read again, and
+    // those of a scan its filters narrowed to a few of many blocks (a range
+    // or a lookup by literal, which the session's plan reuse repeats). Scans
+    // of whole tables do not use the cache: caching their short reads made
+    // TPC-H's Q16 slower.
+    let selective =
+        filters_given && blocks.len() <= SELECTIVE_SCAN_BLOCKS && blocks.len() < all_blocks.len();
+    let cache_pages = deferred.is_some() || selective;
     if let Some(reports) = state.config().get_extension::<ScanReports>() {
         reports.push(ScanReport {
             table: format!("{}.{}", table.db_name(), table.name()),
