@@ -271,6 +271,8 @@ SELECT INTERVAL '1 day' * 3, INTERVAL '1 hour' / 2, INTERVAL '1 day' - INTERVAL 
 SELECT justify_hours(INTERVAL '27 hours'), justify_days(INTERVAL '35 days'), justify_interval(INTERVAL '1 month -1 hour');
 SELECT id, to_timestamp(extract(epoch from ts)::float8)::timestamp FROM times WHERE ts IS NOT NULL AND id <> 4 ORDER BY id;
 SELECT id, ts::time, ts::time(0), date_trunc('day', ts) + INTERVAL '12 hours' FROM times ORDER BY id;
+SELECT '2024-02-29 12:34'::timestamp, TIMESTAMP '2024-02-29 9:05', CAST('2024-02-29T23:59' AS timestamp), '2024-02-29 07:08:09.5'::timestamp;
+SELECT id, ts FROM times WHERE ts >= '2024-02-29 12:00' ORDER BY id;
 -- booleans
 SELECT id, b, c FROM bools ORDER BY id;
 SELECT id, b AND c, b OR c, NOT b, b IS TRUE, b IS NOT FALSE, b IS UNKNOWN FROM bools ORDER BY id;

@@ -166,6 +166,7 @@ impl QueryEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
+        ctx.add_analyzer_rule(Arc::new(casts::CompleteTimestampLiterals));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
