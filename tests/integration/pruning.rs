@@ -435,19 +435,26 @@ async fn repeated_queries_reuse_their_plans_while_they_hold() {
     assert_eq!(scalar(&c, travel).await, "2");
 }
 
+/// A server reporting its storage reads, with `events(id, kind)` of `rows`
+/// rows sorted by id: 50,000-row blocks of 1,000-row pages.
+async fn events_with_metrics(rows: u32) -> (TestServer, tokio_postgres::Client) {
+    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let c = server.client().await;
+    c.batch_execute(&format!(
+        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 50000 ROW_PER_PAGE = 1000;
+         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, {rows}) AS g(v) ORDER BY v"
+    ))
+    .await
+    .unwrap();
+    (server, c)
+}
+
 /// A query whose filters narrow it to a few of a table's blocks keeps the
 /// pages it reads, as a kept plan does, so its text run again reads nothing
 /// from storage; a scan of every block does not fill the cache.
 #[tokio::test]
 async fn selective_scans_keep_their_pages_and_whole_scans_do_not() {
-    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
-    let c = server.client().await;
-    c.batch_execute(
-        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 50000 ROW_PER_PAGE = 1000;
-         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, 150000) AS g(v) ORDER BY v",
-    )
-    .await
-    .unwrap();
+    let (server, c) = events_with_metrics(150000).await;
     // A range by literals, through the simple protocol: 1 of 3 blocks.
     let range = "SELECT count(*), max(kind) FROM events WHERE id BETWEEN 60000 AND 60500";
     // Filters too, but every block read.
@@ -489,14 +496,7 @@ async fn selective_scans_keep_their_pages_and_whole_scans_do_not() {
 /// see what a later commit writes.
 #[tokio::test]
 async fn kept_lookups_read_their_pages_once() {
-    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]);
-    let c = server.client().await;
-    c.batch_execute(
-        "CREATE TABLE events (id BIGINT NOT NULL, kind TEXT) ROW_PER_BLOCK = 50000 ROW_PER_PAGE = 1000;
-         INSERT INTO events SELECT v, 'k' || v FROM generate_series(1, 100000) AS g(v) ORDER BY v",
-    )
-    .await
-    .unwrap();
+    let (server, c) = events_with_metrics(100000).await;
     let lookup = c
         .prepare("SELECT kind FROM events WHERE id = $1")
         .await
