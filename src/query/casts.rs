@@ -131,7 +131,7 @@ impl AnalyzerRule for CompleteTimestampLiterals {
 /// `YYYY-MM-DD` date, a space or `T`, and an `H:MM` or `HH:MM[:SS]` time
 /// (what follows — fractions, an offset — kept); `None` when nothing needs
 /// changing or the text is not of that form (Arrow's parser then reports it).
-fn with_seconds(text: &str) -> Option<String> {
+pub fn with_seconds(text: &str) -> Option<String> {
     let s = text.trim();
     let (date, rest) = (s.get(..10)?, s.get(10..)?);
     let sep = rest.chars().next()?;

@@ -4,7 +4,7 @@
 
 mod background;
 pub use background::DEFAULT_HEAVY_QUERY_BLOCKS;
-mod casts;
+pub(crate) mod casts;
 mod catalog;
 mod cooperative;
 mod dynamic_filters;

@@ -115,6 +115,68 @@ async fn copy_text_and_csv_round_trip() {
     );
 }
 
+/// Timestamps as PostgreSQL reads them, seconds left out or a one-digit
+/// hour, load; a time that does not exist still fails the COPY, named as the
+/// client wrote it.
+#[tokio::test]
+async fn copy_reads_timestamps_without_seconds() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE t (id INT, at TIMESTAMP)")
+        .await
+        .unwrap();
+    let n = copy_in(
+        &client,
+        "COPY t FROM STDIN WITH (FORMAT csv)",
+        &["1,2024-01-01 12:00\n2,2024-01-02 08:15:30\n3,2024-01-03 7:05\n4,2024-01-04T23:59\n"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 4);
+    let rows = client
+        .simple_query("SELECT id, at FROM t ORDER BY id")
+        .await
+        .unwrap();
+    let got: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(1).unwrap().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "2024-01-01 12:00:00",
+            "2024-01-02 08:15:30",
+            "2024-01-03 07:05:00",
+            "2024-01-04 23:59:00"
+        ]
+    );
+
+    let err = copy_in(
+        &client,
+        "COPY t FROM STDIN WITH (FORMAT csv)",
+        &["5,2024-01-05 10:00\n6,2024-01-06 25:15\n"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&err), "22P02", "{err:?}");
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("\"2024-01-06 25:15\""),
+        "{err:?}"
+    );
+    let count = client.simple_query("SELECT count(*) FROM t").await.unwrap();
+    match &count[1] {
+        tokio_postgres::SimpleQueryMessage::Row(r) => assert_eq!(r.get(0), Some("4")),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn bad_copy_data_loads_nothing() {
     let server = TestServer::start();
