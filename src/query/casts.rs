@@ -1,11 +1,15 @@
+//! Casts as PostgreSQL makes them: two analyzer rules.
+//!
 //! PostgreSQL rounds when it casts a numeric or a float to an integer type
 //! (`2.6::int` is 3, `2.5::int` is 3, `-2.5::int` is -3); DataFusion
-//! truncates. This analyzer rule, run after type coercion, rounds first —
+//! truncates. `RoundToInteger`, run after type coercion, rounds first —
 //! for explicit casts and for the ones coercion inserted (an INSERT of 2.6
 //! into an integer column stores 3, as in PostgreSQL). Ties go away from
 //! zero, as PostgreSQL's numeric does; its float8 rounds ties to even, but
 //! fusegate reads `2.5` as a float where PostgreSQL reads a numeric, so
 //! away-from-zero is what `2.5::int` must give.
+//!
+//! `CompleteTimestampLiterals` lets timestamps be written without seconds.
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -74,8 +78,9 @@ impl AnalyzerRule for RoundToInteger {
 
 /// PostgreSQL reads a timestamp without seconds (`'2024-01-01 12:00'`,
 /// `TIMESTAMP '2024-01-01 9:30+02'`); Arrow's parser wants `HH:MM:SS`. This
-/// rule, run after type coercion (so the casts comparisons inserted are
-/// seen too), writes the seconds into string literals cast to a timestamp.
+/// rule, run after type coercion (so it also sees the casts that coercion
+/// put into comparisons), writes the seconds into string literals cast to a
+/// timestamp.
 /// Text columns cast at run time still go through Arrow's parser.
 #[derive(Debug, Default)]
 pub struct CompleteTimestampLiterals;
