@@ -431,7 +431,8 @@ fn matches_known_failures(root: &Path, runs: &[FileResult]) -> bool {
             if !keys.iter().any(|key| key == k) {
                 ok = false;
                 println!(
-                    "\nNOW PASSES {k}: remove its line from {}",
+                    "\nNO LONGER FAILS AS LISTED {k}: it passes, or fails another way \
+                     (above); remove or correct its line in {}",
                     listed.display()
                 );
             }
