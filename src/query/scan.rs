@@ -220,7 +220,6 @@ pub async fn scan_table(
     let segments = table.segments(&snapshot).await?;
     let all_blocks: Vec<&BlockMeta> = segments.iter().flat_map(|s| s.blocks.iter()).collect();
 
-    let filters_given = !filters.is_empty();
     let predicate = match conjunction(filters.iter().cloned()) {
         Some(expr) => {
             let df_schema =
@@ -272,8 +271,9 @@ pub async fn scan_table(
     // or a lookup by literal, which the session's plan reuse repeats). Scans
     // of whole tables do not use the cache: caching their short reads made
     // TPC-H's Q16 slower.
-    let selective =
-        filters_given && blocks.len() <= SELECTIVE_SCAN_BLOCKS && blocks.len() < all_blocks.len();
+    let selective = predicate.is_some()
+        && blocks.len() <= SELECTIVE_SCAN_BLOCKS
+        && blocks.len() < all_blocks.len();
     let cache_pages = deferred.is_some() || selective;
     if let Some(reports) = state.config().get_extension::<ScanReports>() {
         reports.push(ScanReport {
@@ -303,7 +303,6 @@ pub async fn scan_table(
     let mut source = ParquetSource::new(arrow_schema.clone()).with_parquet_file_reader_factory(
         Arc::new(FuseReaderFactory {
             storage: table.storage().clone(),
-            // A kept plan's executions read the same pages again.
             cache_pages,
         }),
     );
@@ -418,7 +417,7 @@ fn table_statistics(blocks: &[&BlockMeta], schema: &SchemaRef, table: &FuseTable
 #[derive(Debug)]
 struct FuseReaderFactory {
     storage: Storage,
-    /// For the scans of a kept plan with parameters (`DeferredPruning`).
+    /// For selective scans, whose pages are read again (`scan_table`).
     cache_pages: bool,
 }
 

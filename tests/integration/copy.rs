@@ -134,17 +134,7 @@ async fn copy_reads_timestamps_without_seconds() {
     .await
     .unwrap();
     assert_eq!(n, 4);
-    let rows = client
-        .simple_query("SELECT id, at FROM t ORDER BY id")
-        .await
-        .unwrap();
-    let got: Vec<String> = rows
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(1).unwrap().to_string()),
-            _ => None,
-        })
-        .collect();
+    let got = column(&client, "SELECT at FROM t ORDER BY id").await;
     assert_eq!(
         got,
         [
@@ -153,6 +143,7 @@ async fn copy_reads_timestamps_without_seconds() {
             "2024-01-03 07:05:00",
             "2024-01-04 23:59:00"
         ]
+        .map(|t| Some(t.to_string()))
     );
 
     let err = copy_in(
@@ -170,11 +161,7 @@ async fn copy_reads_timestamps_without_seconds() {
             .contains("\"2024-01-06 25:15\""),
         "{err:?}"
     );
-    let count = client.simple_query("SELECT count(*) FROM t").await.unwrap();
-    match &count[1] {
-        tokio_postgres::SimpleQueryMessage::Row(r) => assert_eq!(r.get(0), Some("4")),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(scalar(&client, "SELECT count(*) FROM t").await, "4");
 }
 
 #[tokio::test]

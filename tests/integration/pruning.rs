@@ -464,11 +464,7 @@ async fn selective_scans_keep_their_pages_and_whole_scans_do_not() {
         let server = &server;
         async move {
             let before = bytes_read(server);
-            let rows = c.simple_query(sql).await.unwrap();
-            let first = match &rows[1] {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap().to_string(),
-                other => panic!("{other:?}"),
-            };
+            let first = scalar(c, sql).await;
             (first, bytes_read(server) - before)
         }
     };
