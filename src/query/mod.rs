@@ -163,6 +163,7 @@ impl QueryEngine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(dynamic_filters::FilterRowsAtScans))
             .with_physical_optimizer_rule(Arc::new(cooperative::YieldAboveJoins))
+            .with_physical_optimizer_rule(Arc::new(scan::OnePredicatePerScan))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));

@@ -9,18 +9,24 @@ use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics};
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, FileSource, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::utils::{conjunction as physical_conjunction, split_conjunction};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::error::from_datafusion;
 use super::evolve::FieldIdAdapterFactory;
@@ -94,7 +100,7 @@ pub fn kept_survivors(scans: &[ScanReport]) -> (Survivors, usize) {
 }
 
 /// A kept plan whose scans with parameters read only `survivors` (from
-/// [`kept_survivors`]), in their existing partitions, and without the
+/// [`kept_survivors`]), each whole, in their existing partitions, and without the
 /// blocks' statistics (which would only build a pruner per block to decide
 /// the same again).
 pub fn narrow_kept_scans(
@@ -143,6 +149,9 @@ pub fn narrow_kept_scans(
         if mine.is_empty() {
             return Ok(Transformed::no(node));
         }
+        // A block DataFusion split into byte ranges over two partitions is
+        // read whole, by the first: each range would open it again.
+        let mut taken = HashSet::new();
         let mut pruned = config.clone();
         pruned.file_groups = config
             .file_groups
@@ -152,11 +161,12 @@ pub fn narrow_kept_scans(
                     .iter()
                     .filter(|f| {
                         let location = f.object_meta.location.as_ref();
-                        mine.iter().any(|keep| keep.contains(location))
+                        mine.iter().any(|keep| keep.contains(location)) && taken.insert(location)
                     })
                     .map(|f| {
                         let mut f = f.clone();
                         f.statistics = None;
+                        f.range = None;
                         f
                     })
                     .collect();
@@ -294,12 +304,19 @@ pub async fn scan_table(
         return Ok(Arc::new(EmptyExec::new(projected)));
     }
 
-    let file_groups = group_blocks(
-        &blocks,
-        arrow_schema,
-        table,
-        state.config().target_partitions(),
-    );
+    let partitions = state.config().target_partitions().max(1);
+    let mut file_groups = group_blocks(&blocks, arrow_schema, table, partitions);
+    // A selective scan reads each of its few blocks whole, in one partition.
+    // DataFusion would split a big block into byte ranges, one per partition,
+    // and each range opens the block and builds its pruning predicate again
+    // for the one row group a range or lookup needs. Declaring the
+    // partitioning refuses the split; the partitions without a block stay
+    // empty, so DataFusion adds no round-robin repartition above the scan
+    // either (which would also stop the session from reusing the plan).
+    let declared = selective.then(|| {
+        file_groups.resize_with(partitions, || FileGroup::new(Vec::new()));
+        Partitioning::UnknownPartitioning(partitions)
+    });
     let mut source = ParquetSource::new(arrow_schema.clone()).with_parquet_file_reader_factory(
         Arc::new(FuseReaderFactory {
             storage: table.storage().clone(),
@@ -330,6 +347,7 @@ pub async fn scan_table(
         &table.meta().schema,
     ))))
     .with_limit(limit)
+    .with_output_partitioning(declared)
     .build();
     Ok(DataSourceExec::from_data_source(config))
 }
@@ -436,5 +454,56 @@ impl ParquetFileReaderFactory for FuseReaderFactory {
             true => Box::new(reader.caching_pages()),
             false => Box::new(reader),
         })
+    }
+}
+
+/// Gives each Parquet scan its predicate once. fusegate hands a scan its
+/// filters (for block pruning, and for kept plans' parameters), and
+/// DataFusion's filter pushdown then adds the `FilterExec` above it, the
+/// same filters again: every block opened would build and evaluate its
+/// pruning predicate twice.
+#[derive(Debug, Default)]
+pub struct OnePredicatePerScan;
+
+impl PhysicalOptimizerRule for OnePredicatePerScan {
+    fn name(&self) -> &str {
+        "OnePredicatePerScan"
+    }
+
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some((config, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(predicate) = source.filter() else {
+                return Ok(Transformed::no(node));
+            };
+            let conjuncts = split_conjunction(&predicate);
+            let mut unique: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(conjuncts.len());
+            for c in &conjuncts {
+                if !unique.iter().any(|u| u == *c) {
+                    unique.push(Arc::clone(c));
+                }
+            }
+            if unique.len() == conjuncts.len() {
+                return Ok(Transformed::no(node));
+            }
+            let mut config = config.clone();
+            config.file_source = Arc::new(source.with_predicate(physical_conjunction(unique)));
+            let exec = exec.clone().with_data_source(Arc::new(config));
+            Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
+        })
+        .map(|t| t.data)
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }

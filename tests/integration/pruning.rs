@@ -223,6 +223,75 @@ async fn few_join_keys_filter_rows_before_an_aggregate() {
     );
 }
 
+/// The DataSourceExec line of `query`'s EXPLAIN ANALYZE.
+async fn scan_metrics(c: &tokio_postgres::Client, query: &str) -> String {
+    rows(c, &format!("EXPLAIN ANALYZE {query}"))
+        .await
+        .into_iter()
+        .filter_map(|r| r[1].clone())
+        .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no scan in the plan of {query}"))
+}
+
+/// A scan its filters narrow to one block of a table opens that block once
+/// and gives its predicate once, even for a block big enough (10 MiB) that
+/// DataFusion would split it into byte ranges, each opening the block and
+/// building its pruning predicate again.
+#[tokio::test]
+async fn a_selective_scan_opens_its_block_once() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE wide (id BIGINT NOT NULL, a TEXT, b TEXT);
+         INSERT INTO wide SELECT v, md5(v::text), md5((v + 1)::text)
+             FROM generate_series(1, 300000) AS g(v) ORDER BY v;
+         INSERT INTO wide VALUES (300001, 'x', 'y');",
+    )
+    .await
+    .unwrap();
+    let biggest: i64 = scalar(
+        &c,
+        "SELECT max(file_size) FROM fuse_block('default', 'wide')",
+    )
+    .await
+    .parse()
+    .unwrap();
+    assert!(
+        biggest > 10 << 20,
+        "the first block is over 10 MiB: {biggest}"
+    );
+
+    let query = "SELECT count(*), min(a) FROM wide WHERE id BETWEEN 1000 AND 2000";
+    assert_eq!(
+        rows(&c, query).await,
+        vec![vec![
+            Some("1001".into()),
+            Some("0004d0b59e19461ff126e3a08a814c33".into())
+        ]]
+    );
+    assert_eq!(blocks_read(&c, query).await, (1, 2));
+    let scan = scan_metrics(&c, query).await;
+    assert!(scan.contains("files_opened=1,"), "one open: {scan}");
+    assert!(
+        scan.contains("predicate=id@0 >= 1000 AND id@0 <= 2000,"),
+        "the predicate once: {scan}"
+    );
+
+    // A kept lookup, whose plan covers both blocks, reads the one its value
+    // narrows it to whole: rows in each part of the big block are found.
+    let lookup = c.prepare("SELECT a FROM wide WHERE id = $1").await.unwrap();
+    for id in [1i64, 150_000, 299_999, 300_001] {
+        let expected = match id {
+            300_001 => "x".to_string(),
+            _ => scalar(&c, &format!("SELECT md5('{id}')")).await,
+        };
+        let rows = c.query(&lookup, &[&id]).await.unwrap();
+        let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(found, vec![expected], "id {id}");
+    }
+}
+
 /// The first column of `rows`, as ids.
 fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<i64> {
     rows.iter().map(|r| r.get(0)).collect()
