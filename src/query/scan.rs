@@ -24,9 +24,9 @@ use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::utils::{conjunction as physical_conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::error::from_datafusion;
 use super::evolve::FieldIdAdapterFactory;
@@ -100,7 +100,7 @@ pub fn kept_survivors(scans: &[ScanReport]) -> (Survivors, usize) {
 }
 
 /// A kept plan whose scans with parameters read only `survivors` (from
-/// [`kept_survivors`]), each whole, in their existing partitions, and without the
+/// [`kept_survivors`]), in their existing partitions, and without the
 /// blocks' statistics (which would only build a pruner per block to decide
 /// the same again).
 pub fn narrow_kept_scans(
@@ -149,9 +149,6 @@ pub fn narrow_kept_scans(
         if mine.is_empty() {
             return Ok(Transformed::no(node));
         }
-        // A block DataFusion split into byte ranges over two partitions is
-        // read whole, by the first: each range would open it again.
-        let mut taken = HashSet::new();
         let mut pruned = config.clone();
         pruned.file_groups = config
             .file_groups
@@ -161,12 +158,11 @@ pub fn narrow_kept_scans(
                     .iter()
                     .filter(|f| {
                         let location = f.object_meta.location.as_ref();
-                        mine.iter().any(|keep| keep.contains(location)) && taken.insert(location)
+                        mine.iter().any(|keep| keep.contains(location))
                     })
                     .map(|f| {
                         let mut f = f.clone();
                         f.statistics = None;
-                        f.range = None;
                         f
                     })
                     .collect();
@@ -304,19 +300,12 @@ pub async fn scan_table(
         return Ok(Arc::new(EmptyExec::new(projected)));
     }
 
-    let partitions = state.config().target_partitions().max(1);
-    let mut file_groups = group_blocks(&blocks, arrow_schema, table, partitions);
-    // A selective scan reads each of its few blocks whole, in one partition.
-    // DataFusion would split a big block into byte ranges, one per partition,
-    // and each range opens the block and builds its pruning predicate again
-    // for the one row group a range or lookup needs. Declaring the
-    // partitioning refuses the split; the partitions without a block stay
-    // empty, so DataFusion adds no round-robin repartition above the scan
-    // either (which would also stop the session from reusing the plan).
-    let declared = selective.then(|| {
-        file_groups.resize_with(partitions, || FileGroup::new(Vec::new()));
-        Partitioning::UnknownPartitioning(partitions)
-    });
+    let file_groups = group_blocks(
+        &blocks,
+        arrow_schema,
+        table,
+        state.config().target_partitions(),
+    );
     let mut source = ParquetSource::new(arrow_schema.clone()).with_parquet_file_reader_factory(
         Arc::new(FuseReaderFactory {
             storage: table.storage().clone(),
@@ -347,7 +336,6 @@ pub async fn scan_table(
         &table.meta().schema,
     ))))
     .with_limit(limit)
-    .with_output_partitioning(declared)
     .build();
     Ok(DataSourceExec::from_data_source(config))
 }
