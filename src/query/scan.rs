@@ -23,6 +23,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::utils::{conjunction as physical_conjunction, split_conjunction};
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -476,7 +477,8 @@ impl PhysicalOptimizerRule for OnePredicatePerScan {
             let conjuncts = split_conjunction(&predicate);
             let mut unique: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(conjuncts.len());
             for c in &conjuncts {
-                if !unique.iter().any(|u| u == *c) {
+                // `random() < 0.5` twice is two draws, not one.
+                if is_volatile(c) || !unique.iter().any(|u| u == *c) {
                     unique.push(Arc::clone(c));
                 }
             }
