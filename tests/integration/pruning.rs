@@ -207,12 +207,7 @@ async fn few_join_keys_filter_rows_before_an_aggregate() {
         rows(&c, query).await,
         vec![vec![Some("10".to_string()), Some(expected.to_string())]]
     );
-    let plan: Vec<String> = rows(&c, &format!("EXPLAIN ANALYZE {query}"))
-        .await
-        .into_iter()
-        .filter_map(|r| r[1].clone())
-        .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
-        .collect();
+    let plan = plan_lines(&c, &format!("EXPLAIN ANALYZE {query}")).await;
     let filter = plan
         .iter()
         .find(|l| l.contains("FilterExec: in_list_only(DynamicFilter"))
@@ -223,13 +218,21 @@ async fn few_join_keys_filter_rows_before_an_aggregate() {
     );
 }
 
-/// The scan (DataSourceExec) line of `query`'s physical plan.
-async fn scan_line(c: &tokio_postgres::Client, query: &str) -> String {
-    rows(c, &format!("EXPLAIN {query}"))
+/// The lines of the plans an `EXPLAIN [ANALYZE]` statement prints.
+async fn plan_lines(c: &tokio_postgres::Client, explain: &str) -> Vec<String> {
+    rows(c, explain)
         .await
         .into_iter()
         .filter_map(|r| r[1].clone())
         .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The scan (DataSourceExec) line of `query`'s physical plan.
+async fn scan_line(c: &tokio_postgres::Client, query: &str) -> String {
+    plan_lines(c, &format!("EXPLAIN {query}"))
+        .await
+        .into_iter()
         .find(|l| l.contains("DataSourceExec"))
         .unwrap_or_else(|| panic!("no scan in the plan of {query}"))
 }
