@@ -221,6 +221,13 @@ SELECT id, b::text, c::text, b::int FROM bools ORDER BY id;
 SELECT pg_typeof(1), pg_typeof(1.5), pg_typeof(1::float8), pg_typeof('a'), pg_typeof(2147483648), pg_typeof(1 + 1.0);
 SELECT pg_typeof(avg(i)), pg_typeof(sum(i)), pg_typeof(sum(b)), pg_typeof(sum(s)), pg_typeof(avg(d)), pg_typeof(sum(r)) FROM nums;
 SELECT pg_typeof(i / 2), pg_typeof(s / 2), pg_typeof(s * s), pg_typeof(n * m), pg_typeof(r * 2), pg_typeof(y.d - y.d), pg_typeof(y.ts - y.ts) FROM nums AS x, times AS y WHERE x.id = 1 AND y.id = 1;
+SELECT 'at ' || TIMESTAMP '2024-02-29 12:34:56.5' AS t, 'f' || 1.5::float8 AS f, 'g' || 1e20::float8 AS g, 'h' || 0.1::real AS h;
+SELECT x::timestamp AS t FROM (VALUES ('2024-01-01 9:30'), ('2024-02-29 23:59:59.9999999'), ('2024-12-31 24:00:00'), (' 2024-06-01T08:00:00.25 ')) AS v(x) ORDER BY 1;
+SELECT TIMESTAMP '2024-01-01 12:00+02' AS t, '2024-01-01 12:00:00Z'::timestamp AS z, '2024-12-31 23:59:60'::timestamp AS leap;
+SELECT id, ts::varchar AS v, r::text AS r FROM times, (SELECT 2.5::float8 AS r) AS c ORDER BY id;
+SELECT pg_typeof(s) AS s, pg_typeof(i) AS i, pg_typeof(b) AS b, pg_typeof(r) AS r, pg_typeof(d) AS d, pg_typeof(n) AS n, pg_typeof(grp) AS g FROM nums WHERE id = 1;
+SELECT pg_typeof(d) AS d, pg_typeof(ts) AS ts, pg_typeof(label) AS l, pg_typeof(ts::text) AS t, pg_typeof(sum(id)) AS s FROM times GROUP BY d, ts, label ORDER BY 1 LIMIT 1;
+
 -- dates and timestamps
 SELECT id, d, ts FROM times ORDER BY id;
 SELECT id, d + 1, d - 1, d + 365, 7 + d FROM times ORDER BY id;
@@ -273,6 +280,12 @@ SELECT id, to_timestamp(extract(epoch from ts)::float8)::timestamp FROM times WH
 SELECT id, ts::time, ts::time(0), date_trunc('day', ts) + INTERVAL '12 hours' FROM times ORDER BY id;
 SELECT '2024-02-29 12:34'::timestamp, TIMESTAMP '2024-02-29 9:05', CAST('2024-02-29T23:59' AS timestamp), '2024-02-29 07:08:09.5'::timestamp;
 SELECT id, ts FROM times WHERE ts >= '2024-02-29 12:00' ORDER BY id;
+SELECT '2024-01-01 12:00:00+02'::timestamptz AS a, timestamptz '2024-06-30 23:30-03:30' AS b, '2024-01-01 12:00'::timestamptz AS c, ('2024-01-01 12:00+02'::timestamptz)::text AS d;
+SELECT '2024-01-01 12:00+02'::timestamptz = '2024-01-01 10:00Z'::timestamptz AS eq, '2024-01-01 12:00+02'::timestamptz < '2024-01-01 11:00:00+00'::timestamptz AS lt;
+SELECT id, ts::timestamptz AS tz, ts::timestamptz::timestamp AS back FROM times ORDER BY id;
+SELECT pg_typeof(now()) AS n, pg_typeof('2024-01-01'::timestamptz) AS t, pg_typeof(current_timestamp) AS c;
+SELECT date_trunc('day', '2024-01-01 22:00-05'::timestamptz) AS d, '2024-01-01 22:00-05'::timestamptz + interval '1 day' AS p;
+
 -- booleans
 SELECT id, b, c FROM bools ORDER BY id;
 SELECT id, b AND c, b OR c, NOT b, b IS TRUE, b IS NOT FALSE, b IS UNKNOWN FROM bools ORDER BY id;
@@ -569,3 +582,6 @@ SELECT id, row_number() OVER (ORDER BY id) AS rn FROM nums WHERE rn > 2;
 SELECT repeat('x', 2147483647);
 SELECT make_date(2023, 2, 29);
 SELECT to_date('2024-13-01', 'YYYY-MM-DD');
+SELECT x::timestamp FROM (VALUES ('2024-02-30 10:00')) AS v(x);
+SELECT x::timestamp FROM (VALUES ('soon')) AS v(x);
+SELECT '2024-01-01 12:61'::timestamp;

@@ -24,12 +24,19 @@ pub enum ColumnType {
     Int64,
     Float32,
     Float64,
-    Decimal { precision: u8, scale: i8 },
-    Varchar { length: Option<u32> },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    Varchar {
+        length: Option<u32>,
+    },
     Text,
     Boolean,
     Date,
     Timestamp,
+    /// `timestamp with time zone`: an instant, stored in UTC.
+    TimestampTz,
 }
 
 impl ColumnType {
@@ -45,6 +52,9 @@ impl ColumnType {
             ColumnType::Boolean => DataType::Boolean,
             ColumnType::Date => DataType::Date32,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnType::TimestampTz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
         }
     }
 
@@ -72,6 +82,7 @@ impl ColumnType {
             DataType::Boolean => ColumnType::Boolean,
             DataType::Date32 | DataType::Date64 => ColumnType::Date,
             DataType::Timestamp(_, None) => ColumnType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => ColumnType::TimestampTz,
             DataType::Dictionary(_, value) => ColumnType::from_arrow(value)?,
             other => {
                 return Err(Error::new(
@@ -97,6 +108,7 @@ impl ColumnType {
             ColumnType::Boolean => "boolean".into(),
             ColumnType::Date => "date".into(),
             ColumnType::Timestamp => "timestamp without time zone".into(),
+            ColumnType::TimestampTz => "timestamp with time zone".into(),
         }
     }
 

@@ -129,7 +129,7 @@ fn array_bounds(ty: &ColumnType, array: &ArrayRef) -> Option<(StatValue, StatVal
                 StatValue::Int(compute::max(a)? as i64),
             ))
         }
-        ColumnType::Timestamp => {
+        ColumnType::Timestamp | ColumnType::TimestampTz => {
             let a = any.downcast_ref::<TimestampMicrosecondArray>()?;
             Some((
                 StatValue::Int(compute::min(a)?),

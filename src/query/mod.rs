@@ -20,6 +20,7 @@ mod mutation;
 mod only_row;
 mod pg;
 mod pg_catalog;
+pub mod pg_text;
 mod prune;
 mod scan;
 mod table;
@@ -99,7 +100,9 @@ impl QueryEngine {
             .build_arc()
             .map_err(from_datafusion)?;
         let expr_planner = SessionContext::new_with_config(
-            SessionConfig::new().set_str("datafusion.sql_parser.dialect", "PostgreSQL"),
+            SessionConfig::new()
+                .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+                .set_str("datafusion.execution.time_zone", SESSION_TIME_ZONE),
         )
         .state();
         Ok(QueryEngine {
@@ -152,6 +155,7 @@ impl QueryEngine {
         let reports = Arc::new(ScanReports::default());
         let interrupt = Arc::new(Interrupt::default());
         let config = SessionConfig::new()
+            .set_str("datafusion.execution.time_zone", SESSION_TIME_ZONE)
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
@@ -167,7 +171,7 @@ impl QueryEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
-        ctx.add_analyzer_rule(Arc::new(casts::CompleteTimestampLiterals));
+        ctx.add_analyzer_rule(Arc::new(casts::TextCasts));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
@@ -232,6 +236,10 @@ pub fn pg_type_metadata(ty: &crate::fuse::schema::ColumnType) -> HashMap<String,
     }
     metadata
 }
+
+/// The zone `timestamptz` values are read in (without an offset of their
+/// own) and `now()` is given in: every session's TimeZone is UTC.
+const SESSION_TIME_ZONE: &str = "UTC";
 
 /// Field metadata keys of [`pg_type_metadata`].
 pub const PG_TYPE_KEY: &str = "fusegate.pg_type";

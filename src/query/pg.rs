@@ -10,7 +10,10 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{ColumnarValue, TableType, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableType, Volatility,
+    create_udf,
+};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
@@ -161,6 +164,9 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         }),
     ));
     ctx.register_udf(expand_array_udf());
+    ctx.register_udf(ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     ctx.register_udf(super::json::json_build_object());
     ctx.register_udaf(super::only_row::only_row());
     ctx.register_udf(constant_text_udf(
@@ -436,6 +442,83 @@ fn with_backslash_escapes(pattern: &str, escape: char) -> String {
         }
     }
     out
+}
+
+/// `pg_typeof(x)`: the name of the type a client is sent for `x`, as
+/// PostgreSQL's `format_type` spells it (`integer`, `character varying`,
+/// `timestamp without time zone`). PostgreSQL returns a `regtype`, whose
+/// text this is; fusegate returns the text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let field = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| DataFusionError::Plan("pg_typeof takes one argument".into()))?;
+        let varchar =
+            field.metadata().get(super::PG_TYPE_KEY).map(String::as_str) == Some("varchar");
+        let name = match (field.data_type(), varchar) {
+            (DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8, true) => {
+                "character varying".to_string()
+            }
+            (other, _) => type_name(other),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `format_type`'s name for the PostgreSQL type the wire sends `data_type`
+/// as (the mapping of `arrow_pg::datatypes::into_pg_type`).
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Null => "unknown".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 => "bigint".into(),
+        DataType::UInt64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => {
+            "numeric".into()
+        }
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+        DataType::Binary
+        | DataType::FixedSizeBinary(_)
+        | DataType::LargeBinary
+        | DataType::BinaryView => "bytea".into(),
+        DataType::List(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item) => match item.data_type() {
+            DataType::Null => "text[]".into(),
+            inner => format!("{}[]", type_name(inner)),
+        },
+        _ => "text".into(),
+    }
 }
 
 /// `to_regtype(name)`: the OID of a built-in type by any of its SQL

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fuse::FuseTable;
 use crate::fuse::meta::BlockMeta;
-use crate::query::casts::with_seconds;
+use crate::query::pg_text::timestamps;
 use crate::sql::CopyFormat;
 
 /// Rows per batch handed to the block writer.
@@ -514,21 +514,22 @@ fn parse_column(
     {
         return Ok(parsed);
     }
+    if let DataType::Timestamp(_, zone) = target {
+        let parsed = timestamps(strings, zone.is_some(), |i, e| {
+            let at = lines.get(i).copied().unwrap_or_default();
+            e.with_location(format!(
+                "COPY {table}, line {at}, column {column}: \"{}\"",
+                strings.value(i)
+            ))
+        })?;
+        return Ok(arrow::compute::cast(&parsed, target)?);
+    }
     let options = arrow::compute::CastOptions {
         safe: true,
         ..Default::default()
     };
     let source: ArrayRef = Arc::new(strings.clone());
-    let mut parsed = arrow::compute::cast_with_options(&source, target, &options)?;
-    if parsed.null_count() != strings.null_count() && matches!(target, DataType::Timestamp(_, _)) {
-        // PostgreSQL reads times without seconds (`2024-01-01 12:00`);
-        // Arrow's parser does not. Only a batch with such values pays this.
-        let completed: StringArray = strings
-            .iter()
-            .map(|v| v.map(|text| with_seconds(text).unwrap_or_else(|| text.to_string())))
-            .collect();
-        parsed = arrow::compute::cast_with_options(&completed, target, &options)?;
-    }
+    let parsed = arrow::compute::cast_with_options(&source, target, &options)?;
     if parsed.null_count() != strings.null_count() {
         for (i, line) in lines.iter().enumerate() {
             if strings.is_valid(i) && parsed.is_null(i) {

@@ -4,7 +4,7 @@
 //! DataFusion names them after the whole expression instead.
 
 use sqlparser::ast::{
-    CastKind, DataType, Expr, Function, Query, Select, SelectItem, SetExpr, Statement,
+    CastKind, DataType, Expr, Function, Query, Select, SelectItem, SetExpr, Statement, TimezoneInfo,
 };
 
 use super::normalize_ident;
@@ -202,6 +202,7 @@ fn type_name(data_type: &DataType) -> String {
         D::Text | D::String(_) => "text".into(),
         D::Boolean | D::Bool => "bool".into(),
         D::Date => "date".into(),
+        D::Timestamp(_, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone) => "timestamptz".into(),
         D::Timestamp(_, _) => "timestamp".into(),
         D::Time(_, _) => "time".into(),
         D::Interval { .. } => "interval".into(),

@@ -40,6 +40,12 @@ pub fn column_type(data_type: &DataType) -> Result<ColumnType> {
         D::Timestamp(Some(p), TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) if *p >= 6 => {
             ColumnType::Timestamp
         }
+        D::Timestamp(None, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone) => {
+            ColumnType::TimestampTz
+        }
+        D::Timestamp(Some(p), TimezoneInfo::Tz | TimezoneInfo::WithTimeZone) if *p >= 6 => {
+            ColumnType::TimestampTz
+        }
         D::Custom(name, modifiers) if modifiers.is_empty() => {
             match name.to_string().to_ascii_lowercase().as_str() {
                 "string" => ColumnType::Text,

@@ -153,7 +153,7 @@ async fn copy_reads_timestamps_without_seconds() {
     )
     .await
     .unwrap_err();
-    assert_eq!(sqlstate(&err), "22P02", "{err:?}");
+    assert_eq!(sqlstate(&err), "22008", "{err:?}");
     assert!(
         err.as_db_error()
             .unwrap()
@@ -348,4 +348,37 @@ async fn psql_copy_from_stdin_and_files() {
     assert!(err.contains("must be the only statement"), "{err}");
     let (out, _) = psql(&server, "SELECT count(*) FROM t", "");
     assert_eq!(out, "4\n");
+}
+
+/// COPY reads `timestamptz` text with its offset (UTC without one) and
+/// writes it back as PostgreSQL does, in UTC with `+00`.
+#[tokio::test]
+async fn copy_reads_and_writes_timestamptz() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    client
+        .batch_execute("CREATE TABLE t (id INT, at TIMESTAMPTZ)")
+        .await
+        .unwrap();
+    let n = copy_in(
+        &client,
+        "COPY t FROM STDIN",
+        &["1\t2024-01-01 12:00:00+02\n2\t2024-01-02 08:15\n3\t2024-01-03T07:05:00.25Z\n4\t\\N\n"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(
+        copy_out(&client, "COPY t TO STDOUT").await,
+        "1\t2024-01-01 10:00:00+00\n2\t2024-01-02 08:15:00+00\n3\t2024-01-03 07:05:00.25+00\n4\t\\N\n"
+    );
+    let err = copy_in(
+        &client,
+        "COPY t FROM STDIN",
+        &["5\t2024-01-01 12:00:00 Atlantis/Nowhere\n"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&err), "22007", "{err:?}");
+    assert_eq!(scalar(&client, "SELECT count(*) FROM t").await, "4");
 }

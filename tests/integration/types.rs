@@ -210,3 +210,83 @@ async fn binary_parameters_of_every_type() {
         vec![vec![Some("2".into()), Some("1".into())]]
     );
 }
+
+/// `timestamptz` holds an instant: text with any offset is read into it,
+/// it is written back in UTC (fusegate's TimeZone) with PostgreSQL's `+00`,
+/// and drivers get it as TIMESTAMPTZ in binary; `now()` is one too.
+#[tokio::test]
+async fn timestamptz_is_an_instant_in_text_and_binary() {
+    use chrono::{DateTime, TimeZone, Utc};
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE e (id INT, at TIMESTAMPTZ, local TIMESTAMP);
+         INSERT INTO e VALUES (1, '2024-01-01 12:00:00+02', '2024-01-01 12:00:00+02'),
+                              (2, '2024-06-30 23:30-03:30', '2024-06-30 23:30'),
+                              (3, NULL, NULL)",
+    )
+    .await
+    .unwrap();
+    // Binary: a driver's DateTime<Utc> in and out, typed TIMESTAMPTZ.
+    let stmt = c
+        .prepare("INSERT INTO e (id, at) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    assert_eq!(stmt.params()[1], Type::TIMESTAMPTZ);
+    let noon = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+    c.execute(&stmt, &[&4i32, &noon]).await.unwrap();
+    let r = c
+        .query(
+            "SELECT at, now() FROM e WHERE id IN (1, 4) ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r[0].columns()[0].type_(), &Type::TIMESTAMPTZ);
+    assert_eq!(r[0].columns()[1].type_(), &Type::TIMESTAMPTZ);
+    let first: DateTime<Utc> = r[0].get(0);
+    assert_eq!(first, Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap());
+    assert_eq!(r[1].get::<_, DateTime<Utc>>(0), noon);
+    // Text: PostgreSQL's output; a timestamp ignores the offset it is given.
+    assert_eq!(
+        rows(&c, "SELECT id, at, local, at::text FROM e ORDER BY id").await,
+        vec![
+            [
+                "1",
+                "2024-01-01 10:00:00+00",
+                "2024-01-01 12:00:00",
+                "2024-01-01 10:00:00+00"
+            ]
+            .map(|v| Some(v.to_string()))
+            .to_vec(),
+            [
+                "2",
+                "2024-07-01 03:00:00+00",
+                "2024-06-30 23:30:00",
+                "2024-07-01 03:00:00+00"
+            ]
+            .map(|v| Some(v.to_string()))
+            .to_vec(),
+            vec![Some("3".into()), None, None, None],
+            vec![
+                Some("4".into()),
+                Some("2025-03-01 12:00:00+00".into()),
+                None,
+                Some("2025-03-01 12:00:00+00".into())
+            ],
+        ]
+    );
+    // Comparisons between zones compare instants.
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT id FROM e WHERE at > '2024-07-01 04:59:59+02' ORDER BY id"
+        )
+        .await,
+        vec![vec![Some("2".into())], vec![Some("4".into())]]
+    );
+    assert_eq!(
+        rows(&c, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'e'::regclass AND attname = 'at'").await,
+        vec![vec![Some("timestamp with time zone".into())]]
+    );
+}
