@@ -90,6 +90,11 @@ impl Settings {
         let mut s = Settings::default();
         for (k, v) in params {
             let key = k.to_ascii_lowercase();
+            // A driver sends its own zone (PgJDBC: the JVM's); fusegate
+            // stays in UTC and its ParameterStatus says so.
+            if key == "timezone" && !is_utc(v) {
+                continue;
+            }
             if s.values.contains_key(&key) && !READ_ONLY.contains(&key.as_str()) {
                 s.values.insert(key, v.clone());
             }
@@ -134,7 +139,20 @@ impl Settings {
                 format!("unrecognized configuration parameter \"{name}\""),
             ));
         }
-        let value = if value.eq_ignore_ascii_case("default") {
+        // SET TIME ZONE LOCAL is PostgreSQL's spelling of DEFAULT.
+        let resets = value.eq_ignore_ascii_case("default")
+            || (key == "timezone" && value.eq_ignore_ascii_case("local"));
+        if key == "timezone" && !resets && !is_utc(value) {
+            return Err(Error::new(
+                ErrorKind::FeatureNotSupported,
+                format!("fusegate's TimeZone is UTC; it cannot be set to \"{value}\""),
+            )
+            .with_hint(
+                "timestamptz values are read without an offset and written in UTC; \
+                 give offsets in the text (2024-01-01 12:00:00+02) or convert in the client.",
+            ));
+        }
+        let value = if resets {
             DEFAULTS
                 .iter()
                 .find(|(k, _, _)| *k == key)
@@ -208,6 +226,18 @@ impl Settings {
         let ms = self.values.get(name).and_then(|v| parse_milliseconds(v))?;
         (ms > 0).then(|| Duration::from_millis(ms))
     }
+}
+
+/// Whether a TimeZone value names UTC (`UTC`, `Etc/UTC`, `GMT`, `Z`,
+/// `+00:00`, `0`...).
+fn is_utc(zone: &str) -> bool {
+    let zone = zone.trim().to_ascii_lowercase();
+    let zone = zone.strip_prefix("etc/").unwrap_or(&zone);
+    let offset = zone.trim_start_matches(['+', '-']);
+    matches!(
+        zone,
+        "utc" | "uct" | "gmt" | "z" | "zulu" | "universal" | "greenwich"
+    ) || (!offset.is_empty() && offset.chars().all(|c| c == '0' || c == ':'))
 }
 
 /// A time setting in milliseconds: a number with an optional unit (`us`,
@@ -287,5 +317,16 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "TimeZone" && v == "UTC")
         );
+        for utc in ["UTC", "Etc/UTC", "GMT", "+00:00", "0", "default", "LOCAL"] {
+            assert!(s.set("TimeZone", utc).is_ok(), "{utc}");
+        }
+        assert_eq!(
+            s.set("timezone", "Europe/Paris").unwrap_err().sqlstate(),
+            "0A000"
+        );
+        assert_eq!(s.set("timezone", "+02").unwrap_err().sqlstate(), "0A000");
+        let (zone, key) = ("America/New_York".to_string(), "TimeZone".to_string());
+        let started = Settings::from_startup([(&key, &zone)]);
+        assert_eq!(started.get("timezone").unwrap(), "UTC");
     }
 }
