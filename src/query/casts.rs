@@ -14,12 +14,12 @@
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, TryCast};
 
 use super::pg_text;
+use super::rewrite::rewrite_expressions;
 use datafusion::optimizer::AnalyzerRule;
 
 #[derive(Debug, Default)]
@@ -45,33 +45,26 @@ fn is_fractional(t: &DataType) -> bool {
 
 impl AnalyzerRule for RoundToInteger {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let schema = merge_schema(&plan.inputs());
-            plan.map_expressions(|expr| {
-                expr.transform_up(|expr| {
-                    let (inner, field, try_cast) = match &expr {
-                        Expr::Cast(Cast { expr, field }) => (expr, field, false),
-                        Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
-                        _ => return Ok(Transformed::no(expr)),
-                    };
-                    if !is_integer(field.data_type())
-                        || !inner.get_type(&schema).is_ok_and(|t| is_fractional(&t))
-                    {
-                        return Ok(Transformed::no(expr));
-                    }
-                    let rounded = Box::new(
-                        datafusion::functions::math::round().call(vec![(**inner).clone()]),
-                    );
-                    let field = field.clone();
-                    Ok(Transformed::yes(if try_cast {
-                        Expr::TryCast(TryCast::new_from_field(rounded, field))
-                    } else {
-                        Expr::Cast(Cast::new_from_field(rounded, field))
-                    }))
-                })
-            })
+        rewrite_expressions(plan, |expr, schema| {
+            let (inner, field, try_cast) = match &expr {
+                Expr::Cast(Cast { expr, field }) => (expr, field, false),
+                Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
+                _ => return Ok(Transformed::no(expr)),
+            };
+            if !is_integer(field.data_type())
+                || !inner.get_type(schema).is_ok_and(|t| is_fractional(&t))
+            {
+                return Ok(Transformed::no(expr));
+            }
+            let rounded =
+                Box::new(datafusion::functions::math::round().call(vec![(**inner).clone()]));
+            let field = field.clone();
+            Ok(Transformed::yes(if try_cast {
+                Expr::TryCast(TryCast::new_from_field(rounded, field))
+            } else {
+                Expr::Cast(Cast::new_from_field(rounded, field))
+            }))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
@@ -99,38 +92,32 @@ fn is_text(t: &DataType) -> bool {
 
 impl AnalyzerRule for TextCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let schema = merge_schema(&plan.inputs());
-            plan.map_expressions(|expr| {
-                expr.transform_up(|expr| {
-                    let Expr::Cast(Cast { expr: inner, field }) = &expr else {
-                        return Ok(Transformed::no(expr));
-                    };
-                    let Ok(from) = inner.get_type(&schema) else {
-                        return Ok(Transformed::no(expr));
-                    };
-                    let to = field.data_type();
-                    let (call, returns) = if is_text(to) && pg_text::renders(&from) {
-                        (pg_text::text_udf(), DataType::Utf8)
-                    } else if let (true, DataType::Timestamp(_, zone)) = (is_text(&from), to) {
-                        let with_zone = zone.is_some();
-                        (
-                            pg_text::timestamp_in_udf(with_zone),
-                            pg_text::timestamp_in_type(with_zone),
-                        )
-                    } else {
-                        return Ok(Transformed::no(expr));
-                    };
-                    let call = call.call(vec![(**inner).clone()]);
-                    Ok(Transformed::yes(if &returns == to {
-                        call
-                    } else {
-                        Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))
-                    }))
-                })
-            })
+        rewrite_expressions(plan, |expr, schema| {
+            let Expr::Cast(Cast { expr: inner, field }) = &expr else {
+                return Ok(Transformed::no(expr));
+            };
+            let Ok(from) = inner.get_type(schema) else {
+                return Ok(Transformed::no(expr));
+            };
+            let to = field.data_type();
+            let (call, returns) = if is_text(to) && pg_text::renders(&from) {
+                (pg_text::text_udf(), DataType::Utf8)
+            } else if let (true, DataType::Timestamp(_, zone)) = (is_text(&from), to) {
+                let with_zone = zone.is_some();
+                (
+                    pg_text::timestamp_in_udf(with_zone),
+                    pg_text::timestamp_in_type(with_zone),
+                )
+            } else {
+                return Ok(Transformed::no(expr));
+            };
+            let call = call.call(vec![(**inner).clone()]);
+            Ok(Transformed::yes(if &returns == to {
+                call
+            } else {
+                Expr::Cast(Cast::new_from_field(Box::new(call), field.clone()))
+            }))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -2,6 +2,7 @@
 //! provider (scan with block pruning, insert), and error conversion. The only
 //! module that imports DataFusion.
 
+mod arithmetic;
 mod background;
 pub use background::DEFAULT_HEAVY_QUERY_BLOCKS;
 pub(crate) mod casts;
@@ -22,6 +23,7 @@ mod pg;
 mod pg_catalog;
 pub mod pg_text;
 mod prune;
+mod rewrite;
 mod scan;
 mod table;
 
@@ -172,6 +174,7 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
         ctx.add_analyzer_rule(Arc::new(casts::TextCasts));
+        ctx.add_analyzer_rule(Arc::new(arithmetic::CheckedIntegerArithmetic));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());

@@ -105,3 +105,42 @@ async fn multi_statement_messages_stop_at_the_first_error() {
     // The statement after the error did not run, and the connection is usable.
     assert_eq!(scalar(&c, "SELECT count(*) FROM m WHERE a = 2").await, "0");
 }
+
+/// Integer arithmetic that leaves its type fails with 22003 naming the
+/// type, as in PostgreSQL (DataFusion would wrap around and answer), in a
+/// query, an aggregate's input and an UPDATE, which then changes nothing.
+#[tokio::test]
+async fn integer_overflow_is_an_error_not_a_wrong_answer() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE l (s SMALLINT, b BIGINT);
+         INSERT INTO l VALUES (32767, 9223372036854775807), (2, 3)",
+    )
+    .await
+    .unwrap();
+    for (sql, message) in [
+        ("SELECT s * s FROM l", "smallint out of range"),
+        ("SELECT sum(b * 10) FROM l", "bigint out of range"),
+        ("UPDATE l SET b = b + b", "bigint out of range"),
+    ] {
+        let err = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "22003", "{sql}: {err:?}");
+        assert_eq!(err.as_db_error().unwrap().message(), message, "{sql}");
+        // The extended protocol reports it the same way.
+        let err = c.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "22003", "{sql}: {err:?}");
+    }
+    assert_eq!(
+        scalar(
+            &c,
+            "SELECT sum(b) FILTER (WHERE s = 2) + sum(s * 2) FROM l WHERE s = 2"
+        )
+        .await,
+        "7"
+    );
+    assert_eq!(
+        scalar(&c, "SELECT max(b) FROM l").await,
+        "9223372036854775807"
+    );
+}

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use tokio_postgres::types::Type;
 
-use crate::common::{TestServer, rows};
+use crate::common::{TestServer, rows, scalar, sqlstate};
 
 const DDL: &str = "CREATE TABLE typed (
     i2 SMALLINT, i4 INT, i8 BIGINT, f4 REAL, f8 DOUBLE PRECISION, n NUMERIC(10,3),
@@ -289,4 +289,14 @@ async fn timestamptz_is_an_instant_in_text_and_binary() {
         rows(&c, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'e'::regclass AND attname = 'at'").await,
         vec![vec![Some("timestamp with time zone".into())]]
     );
+    // The session's zone is UTC and stays so.
+    c.batch_execute("SET TIME ZONE 'UTC'; SET TimeZone = DEFAULT")
+        .await
+        .unwrap();
+    let err = c
+        .batch_execute("SET TimeZone = 'Europe/Paris'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000", "{err:?}");
+    assert_eq!(scalar(&c, "SHOW TimeZone").await, "UTC");
 }
