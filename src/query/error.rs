@@ -212,6 +212,20 @@ fn arrow_error(e: &ArrowError) -> Error {
 /// says `invalid input syntax for type integer: "abc"`.
 fn cast_error(msg: &str) -> Error {
     if msg.starts_with("Can't cast value") {
+        // PostgreSQL names the integer type: `integer out of range`.
+        let integer = [
+            ("Int16", "smallint"),
+            ("Int32", "integer"),
+            ("Int64", "bigint"),
+        ]
+        .into_iter()
+        .find(|(arrow, _)| msg.trim_end().ends_with(&format!("type {arrow}")));
+        if let Some((_, name)) = integer {
+            return Error::new(
+                ErrorKind::NumericValueOutOfRange,
+                format!("{name} out of range"),
+            );
+        }
         return Error::new(
             ErrorKind::NumericValueOutOfRange,
             format!("value out of range: {msg}"),
@@ -348,6 +362,18 @@ mod tests {
         let e = from_datafusion(wrapped.context("scanning"));
         assert_eq!(e.kind(), ErrorKind::ObjectNotFound);
         assert_eq!(e.hint(), Some("amend"));
+    }
+
+    #[test]
+    fn integer_casts_out_of_range_name_the_type() {
+        let e = from_datafusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Can't cast value 2147483648 to type Int32".into(),
+            )),
+            None,
+        ));
+        assert_eq!(e.sqlstate(), "22003");
+        assert_eq!(e.message(), "integer out of range");
     }
 
     #[test]

@@ -514,14 +514,16 @@ fn parse_column(
     {
         return Ok(parsed);
     }
+    // Where value `i` is, for its error: PostgreSQL's CONTEXT line.
+    let location = |i: usize| {
+        let line = lines.get(i).copied().unwrap_or_default();
+        format!(
+            "COPY {table}, line {line}, column {column}: \"{}\"",
+            strings.value(i)
+        )
+    };
     if let DataType::Timestamp(_, zone) = target {
-        let parsed = timestamps(strings, zone.is_some(), |i, e| {
-            let at = lines.get(i).copied().unwrap_or_default();
-            e.with_location(format!(
-                "COPY {table}, line {at}, column {column}: \"{}\"",
-                strings.value(i)
-            ))
-        })?;
+        let parsed = timestamps(strings, zone.is_some(), |i, e| e.with_location(location(i)))?;
         return Ok(arrow::compute::cast(&parsed, target)?);
     }
     let options = arrow::compute::CastOptions {
@@ -531,19 +533,17 @@ fn parse_column(
     let source: ArrayRef = Arc::new(strings.clone());
     let parsed = arrow::compute::cast_with_options(&source, target, &options)?;
     if parsed.null_count() != strings.null_count() {
-        for (i, line) in lines.iter().enumerate() {
+        for i in 0..strings.len() {
             if strings.is_valid(i) && parsed.is_null(i) {
-                let value = strings.value(i);
                 return Err(Error::new(
                     ErrorKind::InvalidTextRepresentation,
                     format!(
-                        "invalid input syntax for type {}: \"{value}\"",
-                        type_name(target)
+                        "invalid input syntax for type {}: \"{}\"",
+                        type_name(target),
+                        strings.value(i)
                     ),
                 )
-                .with_location(format!(
-                    "COPY {table}, line {line}, column {column}: \"{value}\""
-                )));
+                .with_location(location(i)));
             }
         }
     }
