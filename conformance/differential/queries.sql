@@ -285,6 +285,8 @@ SELECT '2024-01-01 12:00+02'::timestamptz = '2024-01-01 10:00Z'::timestamptz AS 
 SELECT id, ts::timestamptz AS tz, ts::timestamptz::timestamp AS back FROM times ORDER BY id;
 SELECT pg_typeof(now()) AS n, pg_typeof('2024-01-01'::timestamptz) AS t, pg_typeof(current_timestamp) AS c;
 SELECT date_trunc('day', '2024-01-01 22:00-05'::timestamptz) AS d, '2024-01-01 22:00-05'::timestamptz + interval '1 day' AS p;
+SELECT interval '1 day 2 hours' AS a, interval '-1 day 2 hours' AS b, interval '1 year 2 months 3 days' AS c, interval '1.5 seconds' AS d, interval '0' AS e, (interval '36 hours')::text AS f;
+SELECT time '08:00' AS a, '12:00:01.25'::time AS b, (time '08:00:00.5')::text AS c, 'at ' || time '09:30' AS d;
 
 -- booleans
 SELECT id, b, c FROM bools ORDER BY id;

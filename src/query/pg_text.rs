@@ -1,6 +1,7 @@
 //! PostgreSQL's text forms of values, where Arrow's differ: the output of
-//! timestamps (`2024-01-02 03:04:05.5`, not `2024-01-02T03:04:05.500`) and
-//! floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`), which the
+//! timestamps (`2024-01-02 03:04:05.5`, not `2024-01-02T03:04:05.500`),
+//! floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`), times
+//! (`08:00:00`) and intervals (`1 day 12:00:00`, `-1 days +02:00:00`), which the
 //! wire sends and casts to text give; and the input of timestamps, which
 //! casts from text read (`2024-01-01 9:30`, field ranges checked with
 //! PostgreSQL's SQLSTATEs).
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
+    DurationSecondType, Float32Type, Float64Type, IntervalDayTimeType, IntervalMonthDayNanoType,
+    IntervalUnit, IntervalYearMonthType, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -129,7 +133,13 @@ fn float_text(v: f64, shortest: &str, precision: i32) -> String {
 pub fn renders(data_type: &DataType) -> bool {
     matches!(
         data_type,
-        DataType::Timestamp(_, _) | DataType::Float32 | DataType::Float64
+        DataType::Timestamp(_, _)
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+            | DataType::Interval(_)
+            | DataType::Duration(_)
     )
 }
 
@@ -153,9 +163,166 @@ pub fn output(array: &ArrayRef) -> ArrayRef {
                 .map(|v| v.map(|m| timestamp(m, with_offset)))
                 .collect()
         }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            time_micros(array).map(|v| v.map(time)).collect()
+        }
+        DataType::Duration(_) => duration_micros(array)
+            .map(|v| {
+                // The difference of two timestamps: PostgreSQL justifies
+                // whole days out of the hours (`1 day 12:00:00`).
+                v.map(|m| interval(0, m / 86_400_000_000, m % 86_400_000_000))
+            })
+            .collect(),
+        DataType::Interval(unit) => interval_parts(array, *unit)
+            .map(|v| v.map(|(months, days, micros)| interval(months, days, micros)))
+            .collect(),
         _ => return array.clone(),
     };
     Arc::new(strings)
+}
+
+/// `HH:MM:SS[.ffffff]`, trailing zeros of the fraction dropped.
+pub fn time(micros: i64) -> String {
+    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    push_fraction(&mut s, frac);
+    s
+}
+
+fn push_fraction(s: &mut String, micros: i64) {
+    if micros != 0 {
+        s.push('.');
+        s.push_str(format!("{micros:06}").trim_end_matches('0'));
+    }
+}
+
+/// An interval as PostgreSQL writes it (IntervalStyle `postgres`):
+/// `1 year 2 mons`, `-1 days +02:00:00`, `00:00:01.5`.
+pub fn interval(months: i64, days: i64, micros: i64) -> String {
+    let mut out = String::new();
+    // Whether nothing is written yet, and whether the last part was
+    // negative (a positive one after it then gets a `+`).
+    let (mut empty, mut after_negative) = (true, false);
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value == 0 {
+            continue;
+        }
+        if !empty {
+            out.push(' ');
+        }
+        if after_negative && value > 0 {
+            out.push('+');
+        }
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value == 1 { "" } else { "s" }
+        ));
+        (empty, after_negative) = (false, value < 0);
+    }
+    if empty || micros != 0 {
+        if !empty {
+            out.push(' ');
+        }
+        if micros < 0 {
+            out.push('-');
+        } else if after_negative {
+            out.push('+');
+        }
+        let abs = micros.unsigned_abs();
+        out.push_str(&format!(
+            "{:02}:{:02}:{:02}",
+            abs / 3_600_000_000,
+            abs / 60_000_000 % 60,
+            abs / 1_000_000 % 60
+        ));
+        push_fraction(&mut out, (abs % 1_000_000) as i64);
+    }
+    out
+}
+
+/// A time-of-day array's values in microseconds.
+fn time_micros(array: &ArrayRef) -> Box<dyn Iterator<Item = Option<i64>> + '_> {
+    match array.data_type() {
+        DataType::Time32(TimeUnit::Second) => Box::new(
+            array
+                .as_primitive::<Time32SecondType>()
+                .iter()
+                .map(|v| v.map(|s| i64::from(s) * 1_000_000)),
+        ),
+        DataType::Time32(_) => Box::new(
+            array
+                .as_primitive::<Time32MillisecondType>()
+                .iter()
+                .map(|v| v.map(|s| i64::from(s) * 1_000)),
+        ),
+        DataType::Time64(TimeUnit::Nanosecond) => Box::new(
+            array
+                .as_primitive::<Time64NanosecondType>()
+                .iter()
+                .map(|v| v.map(|s| s.div_euclid(1_000))),
+        ),
+        _ => Box::new(array.as_primitive::<Time64MicrosecondType>().iter()),
+    }
+}
+
+/// A duration array's values in microseconds (nanoseconds truncated).
+fn duration_micros(array: &ArrayRef) -> Box<dyn Iterator<Item = Option<i64>> + '_> {
+    match array.data_type() {
+        DataType::Duration(TimeUnit::Second) => Box::new(
+            array
+                .as_primitive::<DurationSecondType>()
+                .iter()
+                .map(|v| v.map(|s| s.saturating_mul(1_000_000))),
+        ),
+        DataType::Duration(TimeUnit::Millisecond) => Box::new(
+            array
+                .as_primitive::<DurationMillisecondType>()
+                .iter()
+                .map(|v| v.map(|s| s.saturating_mul(1_000))),
+        ),
+        DataType::Duration(TimeUnit::Nanosecond) => Box::new(
+            array
+                .as_primitive::<DurationNanosecondType>()
+                .iter()
+                .map(|v| v.map(|s| s / 1_000)),
+        ),
+        _ => Box::new(array.as_primitive::<DurationMicrosecondType>().iter()),
+    }
+}
+
+/// An interval array's values as (months, days, microseconds).
+fn interval_parts(
+    array: &ArrayRef,
+    unit: IntervalUnit,
+) -> Box<dyn Iterator<Item = Option<(i64, i64, i64)>> + '_> {
+    match unit {
+        IntervalUnit::YearMonth => Box::new(
+            array
+                .as_primitive::<IntervalYearMonthType>()
+                .iter()
+                .map(|v| v.map(|m| (i64::from(m), 0, 0))),
+        ),
+        IntervalUnit::DayTime => Box::new(
+            array
+                .as_primitive::<IntervalDayTimeType>()
+                .iter()
+                .map(|v| v.map(|d| (0, i64::from(d.days), i64::from(d.milliseconds) * 1_000))),
+        ),
+        IntervalUnit::MonthDayNano => Box::new(
+            array
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| {
+                    v.map(|i| {
+                        (
+                            i64::from(i.months),
+                            i64::from(i.days),
+                            i.nanoseconds / 1_000,
+                        )
+                    })
+                }),
+        ),
+    }
 }
 
 /// A timestamp array's values in microseconds (PostgreSQL's precision;
@@ -567,6 +734,32 @@ mod tests {
         assert_eq!(
             at("2024-01-01 25:00:00").unwrap_err().to_string(),
             "date/time field value out of range: \"2024-01-01 25:00:00\""
+        );
+    }
+
+    #[test]
+    fn times_and_intervals_print_like_postgres() {
+        assert_eq!(time(8 * 3_600_000_000), "08:00:00");
+        assert_eq!(time(12 * 3_600_000_000 + 1_500_000), "12:00:01.5");
+        let hour = 3_600_000_000;
+        assert_eq!(interval(0, 1, 2 * hour), "1 day 02:00:00");
+        assert_eq!(interval(14, 3, 0), "1 year 2 mons 3 days");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
+        assert_eq!(interval(0, -1, 2 * hour), "-1 days +02:00:00");
+        assert_eq!(interval(0, 1, -hour), "1 day -01:00:00");
+        assert_eq!(interval(0, 0, -36 * hour), "-36:00:00");
+        assert_eq!(interval(-1, 0, 0), "-1 mons");
+        // timestamp - timestamp, justified as PostgreSQL's timestamp_mi does.
+        let d = 36 * hour;
+        assert_eq!(
+            interval(0, d / 86_400_000_000, d % 86_400_000_000),
+            "1 day 12:00:00"
+        );
+        let d = -(25 * hour + 123_500_000);
+        assert_eq!(
+            interval(0, d / 86_400_000_000, d % 86_400_000_000),
+            "-1 days -01:02:03.5"
         );
     }
 }
