@@ -1,5 +1,5 @@
 //! PostgreSQL's text output for the types where pgwire's differs
-//! (timestamps, floats: `query::pg_text` writes them). Text-format columns
+//! (timestamps, floats, times, intervals: `query::pg_text` writes them). Text-format columns
 //! of these types are rendered here, before arrow-pg encodes the batch;
 //! binary-format columns are untouched.
 
