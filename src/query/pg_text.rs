@@ -23,6 +23,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::{Error, ErrorKind};
+use crate::fuse::schema::ColumnType;
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction
 /// dropped; `with_offset` adds the session's offset (`+00`: fusegate's
@@ -549,8 +550,13 @@ pub fn timestamp_in_udf(with_zone: bool) -> ScalarUDF {
 }
 
 /// The type `timestamp_in_udf` returns.
+/// The column type's own Arrow type, so that what COPY and INSERT read is
+/// stored as it is.
 pub fn timestamp_in_type(with_zone: bool) -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, with_zone.then(|| "UTC".into()))
+    match with_zone {
+        true => ColumnType::TimestampTz.to_arrow(),
+        false => ColumnType::Timestamp.to_arrow(),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -603,11 +609,7 @@ pub fn timestamps(
                 .transpose()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let array = TimestampMicrosecondArray::from(values);
-    Ok(match with_zone {
-        true => array.with_timezone("UTC"),
-        false => array,
-    })
+    Ok(TimestampMicrosecondArray::from(values).with_data_type(timestamp_in_type(with_zone)))
 }
 
 /// Applies `f` to a one-argument function's argument, keeping a scalar a
