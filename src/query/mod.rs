@@ -17,6 +17,7 @@ mod interrupt;
 mod json;
 mod kept;
 mod limits;
+mod literals;
 mod mutation;
 mod only_row;
 mod pg;
@@ -104,6 +105,7 @@ impl QueryEngine {
         let expr_planner = SessionContext::new_with_config(
             SessionConfig::new()
                 .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+                .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
                 .set_str("datafusion.execution.time_zone", SESSION_TIME_ZONE),
         )
         .state();
@@ -158,6 +160,8 @@ impl QueryEngine {
         let interrupt = Arc::new(Interrupt::default());
         let config = SessionConfig::new()
             .set_str("datafusion.execution.time_zone", SESSION_TIME_ZONE)
+            // `1.5` is a numeric, as in PostgreSQL (see `literals`).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
@@ -571,6 +575,7 @@ impl QueryContext {
                 statement,
             )))
             .await
+            .and_then(literals::type_as_postgres)
             .map_err(from_datafusion)?;
         let kind = match &plan {
             LogicalPlan::Dml(DmlStatement { op, input, .. }) => match op {

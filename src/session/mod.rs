@@ -670,6 +670,7 @@ impl Session {
         sql::rewrite_like_escapes(&mut planned);
         sql::rewrite_function_aliases(&mut planned);
         sql::rewrite_fetch(&mut planned);
+        sql::rewrite_wide_numbers(&mut planned);
         sql::hoist_outer_conditions(&mut planned);
         sql::wrap_scalar_subqueries(&mut planned);
         self.complete_insert_columns(&mut planned);

@@ -300,3 +300,65 @@ async fn timestamptz_is_an_instant_in_text_and_binary() {
     assert_eq!(sqlstate(&err), "0A000", "{err:?}");
     assert_eq!(scalar(&c, "SHOW TimeZone").await, "UTC");
 }
+
+#[tokio::test]
+async fn literals_are_typed_as_postgresql_types_them() {
+    let server = TestServer::start();
+    let c = server.client().await;
+    // Drivers decode by the type sent: `1` is an int4, `2147483648` an int8,
+    // `0.1` a numeric (exact: 0.1 + 0.2 is 0.3), a float stays a float8.
+    let r = c
+        .query_one("SELECT 1, 2147483648, 0.1 + 0.2, 1e3, 0.5::float8 * 2", &[])
+        .await
+        .unwrap();
+    let types: Vec<Type> = r.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        [
+            Type::INT4,
+            Type::INT8,
+            Type::NUMERIC,
+            Type::NUMERIC,
+            Type::FLOAT8
+        ]
+    );
+    assert_eq!(r.get::<_, i32>(0), 1);
+    assert_eq!(r.get::<_, i64>(1), 2147483648);
+    assert_eq!(r.get::<_, Decimal>(2), "0.3".parse::<Decimal>().unwrap());
+    assert_eq!(r.get::<_, Decimal>(3), Decimal::from(1000));
+    assert_eq!(r.get::<_, f64>(4), 1.0);
+    assert_eq!(scalar(&c, "SELECT 0.1 + 0.2").await, "0.3");
+
+    c.batch_execute(
+        "CREATE TABLE lit (i INT, b BIGINT, f DOUBLE PRECISION);
+         INSERT INTO lit VALUES (2147483647, 2147483647, 1e300), (1, 1, 'NaN'), (2, 2, 0.25)",
+    )
+    .await
+    .unwrap();
+    // integer + 1 is an integer, and overflows as one; bigint + 1 does not.
+    let err = c.query("SELECT i + 1 FROM lit", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "22003", "{err:?}");
+    let r = c
+        .query_one("SELECT b + 1 FROM lit WHERE i = 2147483647", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), 2147483648);
+    // A float compared with a numeric is compared as a float: 1e300 and NaN
+    // are not squeezed into a decimal.
+    assert_eq!(
+        rows(&c, "SELECT i FROM lit WHERE f > 0.5 ORDER BY i").await,
+        [
+            vec![Some("1".to_string())],
+            vec![Some("2147483647".to_string())]
+        ]
+    );
+    assert_eq!(
+        scalar(&c, "SELECT coalesce(f, 0.5) FROM lit WHERE i = 2").await,
+        "0.25"
+    );
+    // A bound parameter keeps the type the statement gave it.
+    let stmt = c.prepare("SELECT $1 + 1").await.unwrap();
+    assert_eq!(stmt.params(), &[Type::INT8]);
+    let r = c.query_one(&stmt, &[&41i64]).await.unwrap();
+    assert_eq!(r.get::<_, i64>(0), 42);
+}
