@@ -47,28 +47,37 @@ pub fn type_as_postgres(plan: LogicalPlan) -> Result<LogicalPlan> {
     if recursive {
         return Ok(plan);
     }
-    plan.transform_up_with_subqueries(|plan| match plan {
-        LogicalPlan::Limit(_) => Ok(Transformed::no(plan)),
-        LogicalPlan::Values(values) => narrow_values(values),
-        LogicalPlan::Union(union) => floats_in_union(union),
-        plan => {
-            let names = NamePreserver::new(&plan);
-            let schema = merge_schema(&plan.inputs());
-            let rewritten = plan.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let rewritten =
-                    retype(expr)?.transform_data(|e| e.transform_up(|e| floats_win(e, &schema)))?;
-                Ok(if rewritten.transformed {
-                    rewritten.update_data(|e| saved.restore(e))
-                } else {
-                    rewritten
-                })
-            })?;
-            if rewritten.transformed {
-                rewritten.map_data(|p| p.recompute_schema())
-            } else {
-                Ok(rewritten)
+    // Once a node is retyped, every node above it is rebuilt: a parent with
+    // nothing of its own to retype (an UNNEST, a join) must see the new types.
+    let changed = std::cell::Cell::new(false);
+    plan.transform_up_with_subqueries(|plan| {
+        let node = match plan {
+            LogicalPlan::Limit(_) => Transformed::no(plan),
+            LogicalPlan::Values(values) => narrow_values(values)?,
+            LogicalPlan::Union(union) => floats_in_union(union)?,
+            plan => {
+                let names = NamePreserver::new(&plan);
+                let schema = merge_schema(&plan.inputs());
+                plan.map_expressions(|expr| {
+                    let saved = names.save(&expr);
+                    let rewritten = retype(expr)?
+                        .transform_data(|e| e.transform_up(|e| floats_win(e, &schema)))?;
+                    Ok(if rewritten.transformed {
+                        rewritten.update_data(|e| saved.restore(e))
+                    } else {
+                        rewritten
+                    })
+                })?
             }
+        };
+        if node.transformed {
+            changed.set(true);
+        }
+        if changed.get() && !matches!(node.data, LogicalPlan::Values(_)) {
+            node.map_data(|p| p.recompute_schema())
+                .map(|t| Transformed::yes(t.data))
+        } else {
+            Ok(node)
         }
     })
     .map(|t| t.data)
