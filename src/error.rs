@@ -114,6 +114,8 @@ pub enum ErrorKind {
     InvalidSavepoint,
     /// 2201F: e.g. the square root of a negative number.
     InvalidArgumentForPower,
+    /// 2201G: a bad count or bounds for width_bucket.
+    InvalidArgumentForWidthBucket,
     /// 22011: a negative substring length.
     SubstringError,
     /// 54000: a value larger than PostgreSQL allows (1 GB).
@@ -184,6 +186,7 @@ impl ErrorKind {
             InvalidStatementName => "26000",
             ProgramLimitExceeded => "54000",
             InvalidArgumentForPower => "2201F",
+            InvalidArgumentForWidthBucket => "2201G",
             SubstringError => "22011",
             InvalidSavepoint => "3B001",
             InvalidAuthorization => "28000",

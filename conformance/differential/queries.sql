@@ -172,6 +172,10 @@ SELECT id, v ~ '^[a-z]+$', t ~* 'apple', v !~ 'a' FROM strs ORDER BY id;
 SELECT string_to_array('a,b,c', ','), array_to_string(ARRAY['x', 'y', NULL], '-', '*');
 SELECT id, overlay(v placing 'XX' from 2 for 1) FROM strs WHERE length(v) > 2 ORDER BY id;
 SELECT format('%s-%s', 'a', 1), format('%I', 'Foo'), format('%L', 'x''y'), format('[%5s]', 'ab'), format('[%-5s]', 'ab');
+SELECT format('%2$s %1$s', 'a', 'b'), format('%s|%L|%s', NULL, NULL, true), format('%I.%I', 'select', 'a b'), format('%*s|', 4, 'x'), format('100%%');
+SELECT id, format('%s: %s', id, v) FROM strs WHERE id < 4 ORDER BY id;
+SELECT format('%s %s', 'a');
+SELECT format('%I', NULL);
 -- like and ilike
 SELECT id, v FROM strs WHERE v LIKE 'a%' ORDER BY id;
 SELECT id, v FROM strs WHERE v ILIKE 'a%' ORDER BY id;
@@ -276,6 +280,14 @@ SELECT DATE '0001-01-01', DATE '9999-12-31', TIMESTAMP '9999-12-31 23:59:59.9999
 SELECT id, isfinite(d), d < 'infinity'::date FROM times WHERE d IS NOT NULL ORDER BY id;
 SELECT INTERVAL '1 day' * 3, INTERVAL '1 hour' / 2, INTERVAL '1 day' - INTERVAL '1 hour', INTERVAL '1 month' + INTERVAL '1 day';
 SELECT justify_hours(INTERVAL '27 hours'), justify_days(INTERVAL '35 days'), justify_interval(INTERVAL '1 month -1 hour');
+SELECT justify_hours(INTERVAL '-27 hours'), justify_days(INTERVAL '-35 days'), justify_interval(INTERVAL '-1 month 50 days 30 hours');
+SELECT age(TIMESTAMP '2024-01-31', TIMESTAMP '2024-03-01'), age(TIMESTAMP '2001-04-10', TIMESTAMP '1957-06-13'), age(TIMESTAMP '2024-03-31 10:00', TIMESTAMP '2024-02-29 12:30:15.5');
+SELECT width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), width_bucket(10, 0, 10, 5), width_bucket(5, 10, 0, 4), width_bucket(11, 10, 0, 4);
+SELECT width_bucket(1, 0, 10, 0);
+SELECT width_bucket(1, 5, 5, 3);
+SELECT make_timestamp(2024, 2, 30, 0, 0, 0);
+SELECT make_timestamp(2024, 2, 29, 12, 34, 56.789), make_timestamp(2024, 1, 1, 23, 59, 59.9999999), isfinite(DATE '2024-01-01'), isfinite(TIMESTAMP '2024-01-01'), isfinite(INTERVAL '1 day');
+SELECT quote_literal('a\b'), quote_ident('select'), quote_ident('a"b'), quote_nullable('x'), scale(12.3400), scale(n) FROM nums WHERE id = 1;
 SELECT id, to_timestamp(extract(epoch from ts)::float8)::timestamp FROM times WHERE ts IS NOT NULL AND id <> 4 ORDER BY id;
 SELECT id, ts::time, ts::time(0), date_trunc('day', ts) + INTERVAL '12 hours' FROM times ORDER BY id;
 SELECT '2024-02-29 12:34'::timestamp, TIMESTAMP '2024-02-29 9:05', CAST('2024-02-29T23:59' AS timestamp), '2024-02-29 07:08:09.5'::timestamp;

@@ -22,6 +22,7 @@ mod mutation;
 mod only_row;
 mod pg;
 mod pg_catalog;
+pub mod pg_functions;
 pub mod pg_text;
 mod prune;
 mod rewrite;

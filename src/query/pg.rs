@@ -168,6 +168,7 @@ pub fn install(ctx: &SessionContext, fuse: Arc<FuseEngine>) -> Result<()> {
         signature: Signature::any(1, Volatility::Immutable),
     }));
     ctx.register_udf(super::json::json_build_object());
+    super::pg_functions::install(ctx);
     ctx.register_udaf(super::only_row::only_row());
     ctx.register_udf(constant_text_udf(
         "version",
@@ -488,7 +489,7 @@ impl ScalarUDFImpl for PgTypeof {
 
 /// `format_type`'s name for the PostgreSQL type the wire sends `data_type`
 /// as (the mapping of `arrow_pg::datatypes::into_pg_type`).
-fn type_name(data_type: &DataType) -> String {
+pub(super) fn type_name(data_type: &DataType) -> String {
     match data_type {
         DataType::Null => "unknown".into(),
         DataType::Boolean => "boolean".into(),

@@ -8,6 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::Output;
 use crate::error::Result;
 use crate::fuse::{FuseEngine, TableMeta};
+use crate::query::pg_functions::quote_ident;
 use crate::sql::Statement;
 
 pub(super) fn text_schema(names: &[&str]) -> SchemaRef {
@@ -106,16 +107,4 @@ pub fn create_table_sql(meta: &TableMeta) -> String {
         sql.push_str(&format!(" {k} = {v}"));
     }
     sql
-}
-
-fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c.is_ascii_lowercase() || c == '_' || (i > 0 && c.is_ascii_digit()));
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }

@@ -38,6 +38,7 @@ pub fn rewrite_function_aliases(statement: &mut Statement) {
         let name = name.value.to_ascii_lowercase();
         let renamed = match name.as_str() {
             "sign" => Some("signum"),
+            "ceiling" => Some("ceil"),
             "every" => Some("bool_and"),
             "variance" => Some("var_samp"),
             _ => None,
