@@ -52,6 +52,7 @@ SELECT id, ceil(n), floor(n), ceil(m), floor(m), ceiling(n) FROM nums ORDER BY i
 SELECT round(2.5), round(-2.5), round(3.5), round(0.5), round(-0.5), round(1.45, 1), round(1.55, 1);
 SELECT round(2.5::float8), round(3.5::float8), round(-2.5::float8), round(0.5::float8);
 SELECT trunc(-2.7), trunc(2.7), ceil(-2.5), floor(-2.5), ceil(2.0), floor(-0.0);
+SELECT ceil(99.5), floor(-99.5), trunc(2.567, 1), trunc(2.5, 3), trunc(15.5, -1), ceil(n), floor(-n) FROM nums WHERE id = 2;
 SELECT id, abs(n), sign(n), -m FROM nums ORDER BY id;
 SELECT sum(n), sum(m), avg(n), avg(m) FROM nums;
 SELECT min(n), max(n), min(m), max(m), count(n), count(m) FROM nums;

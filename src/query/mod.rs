@@ -19,6 +19,7 @@ mod kept;
 mod limits;
 mod literals;
 mod mutation;
+mod numeric;
 mod only_row;
 mod pg;
 mod pg_catalog;
@@ -180,6 +181,7 @@ impl QueryEngine {
         ctx.add_analyzer_rule(Arc::new(casts::RoundToInteger));
         ctx.add_analyzer_rule(Arc::new(casts::TextCasts));
         ctx.add_analyzer_rule(Arc::new(arithmetic::CheckedIntegerArithmetic));
+        ctx.add_analyzer_rule(Arc::new(numeric::NumericRounding));
         let txn: catalog::TxnSlot = Default::default();
         let catalog =
             FuseCatalogProvider::new(self.fuse.clone(), self.expr_planner.clone(), txn.clone());
