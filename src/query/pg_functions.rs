@@ -40,7 +40,7 @@ pub fn install(ctx: &SessionContext) {
             format,
         ),
         PgFunction::new("quote_ident", exact(vec![vec![text()]]), text(), |a| {
-            strings(a, |s| Ok(s.map(|s| quote_ident(s))))
+            strings(a, |s| Ok(s.map(quote_ident)))
         }),
         PgFunction::new("quote_literal", exact(vec![vec![text()]]), text(), |a| {
             strings(a, |s| Ok(s.map(quote_literal)))
