@@ -705,22 +705,10 @@ fn timestamp_age(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
         mut sec,
         mut usec,
     ] = std::array::from_fn(|i| sign * (f1[i] - f2[i]));
-    while usec < 0 {
-        usec += 1_000_000;
-        sec -= 1;
-    }
-    while sec < 0 {
-        sec += 60;
-        min -= 1;
-    }
-    while min < 0 {
-        min += 60;
-        hour -= 1;
-    }
-    while hour < 0 {
-        hour += 24;
-        mday -= 1;
-    }
+    borrow(&mut usec, &mut sec, 1_000_000);
+    borrow(&mut sec, &mut min, 60);
+    borrow(&mut min, &mut hour, 60);
+    borrow(&mut hour, &mut mday, 24);
     // A borrowed month is as long as the earlier timestamp's month.
     let (year_of, month_of) = if a < b {
         (f1[0], f1[1])
@@ -731,10 +719,7 @@ fn timestamp_age(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
         mday += days_in_month(year_of, month_of);
         mon -= 1;
     }
-    while mon < 0 {
-        mon += 12;
-        year -= 1;
-    }
+    borrow(&mut mon, &mut year, 12);
     let months = sign * (year * 12 + mon);
     let days = sign * mday;
     let nanos = sign * (((hour * 60 + min) * 60 + sec) * 1_000_000 + usec) * 1000;
@@ -743,6 +728,14 @@ fn timestamp_age(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
         i32::try_from(days).ok()?,
         nanos,
     ))
+}
+
+/// Makes a negative field positive by borrowing from the next larger one.
+fn borrow(field: &mut i64, larger: &mut i64, base: i64) {
+    while *field < 0 {
+        *field += base;
+        *larger -= 1;
+    }
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
