@@ -52,12 +52,19 @@ pub fn install(ctx: &SessionContext) {
         }),
         PgFunction::new(
             "age",
-            exact(vec![
-                vec![ts(), ts()],
-                vec![tstz(), tstz()],
-                vec![ts()],
-                vec![tstz()],
-            ]),
+            // Stable, not immutable: age(x) counts from today.
+            Signature::one_of(
+                [
+                    vec![ts(), ts()],
+                    vec![tstz(), tstz()],
+                    vec![ts()],
+                    vec![tstz()],
+                ]
+                .into_iter()
+                .map(TypeSignature::Exact)
+                .collect(),
+                Volatility::Stable,
+            ),
             interval(),
             age,
         ),
@@ -594,32 +601,32 @@ fn intervals(
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 
+/// Gives `smaller` the sign of `larger` (PostgreSQL's justify functions
+/// never answer `1 day -01:00:00`), moving one `unit` between them.
+fn same_sign(larger: &mut i64, smaller: &mut i64, unit: i64) {
+    if *larger > 0 && *smaller < 0 {
+        *smaller += unit;
+        *larger -= 1;
+    } else if *larger < 0 && *smaller > 0 {
+        *smaller -= unit;
+        *larger += 1;
+    }
+}
+
 /// PostgreSQL's `justify_hours`: whole days out of the time part.
 fn justify_hours(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
     let mut days = i64::from(v.days) + v.nanoseconds / NANOS_PER_DAY;
     let mut time = v.nanoseconds % NANOS_PER_DAY;
-    if days > 0 && time < 0 {
-        time += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && time > 0 {
-        time -= NANOS_PER_DAY;
-        days += 1;
-    }
+    same_sign(&mut days, &mut time, NANOS_PER_DAY);
     IntervalMonthDayNano::new(v.months, days as i32, time)
 }
 
 /// PostgreSQL's `justify_days`: whole 30-day months out of the days.
 fn justify_days(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let mut months = v.months + v.days / 30;
-    let mut days = v.days % 30;
-    if months > 0 && days < 0 {
-        days += 30;
-        months -= 1;
-    } else if months < 0 && days > 0 {
-        days -= 30;
-        months += 1;
-    }
-    IntervalMonthDayNano::new(months, days, v.nanoseconds)
+    let mut months = i64::from(v.months) + i64::from(v.days / 30);
+    let mut days = i64::from(v.days % 30);
+    same_sign(&mut months, &mut days, 30);
+    IntervalMonthDayNano::new(months as i32, days as i32, v.nanoseconds)
 }
 
 /// PostgreSQL's `justify_interval`: both, with one sign throughout.
@@ -631,20 +638,16 @@ fn justify_interval(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
     time %= NANOS_PER_DAY;
     months += days / 30;
     days %= 30;
-    if months > 0 && (days < 0 || (days == 0 && time < 0)) {
+    // Months and the rest (days, then time) take one sign.
+    let rest = if days != 0 { days } else { time };
+    if months > 0 && rest < 0 {
         days += 30;
         months -= 1;
-    } else if months < 0 && (days > 0 || (days == 0 && time > 0)) {
+    } else if months < 0 && rest > 0 {
         days -= 30;
         months += 1;
     }
-    if days > 0 && time < 0 {
-        time += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && time > 0 {
-        time -= NANOS_PER_DAY;
-        days += 1;
-    }
+    same_sign(&mut days, &mut time, NANOS_PER_DAY);
     IntervalMonthDayNano::new(months as i32, days as i32, time)
 }
 
