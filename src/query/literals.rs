@@ -114,25 +114,18 @@ fn is_count_star(expr: &Expr) -> bool {
     }
 }
 
-fn is_float(t: &DataType) -> bool {
-    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
-}
-
-fn is_decimal(t: &DataType) -> bool {
-    matches!(t, DataType::Decimal128(_, _) | DataType::Decimal256(_, _))
-}
-
 /// Where a float and a numeric are compared or combined, the numeric is
 /// cast to a double, as PostgreSQL's implicit casts do.
 fn floats_win(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let to_float = |peers: Vec<&mut Expr>| {
         let types: Vec<Option<DataType>> = peers.iter().map(|e| e.get_type(schema).ok()).collect();
-        let mixed = types.iter().flatten().any(is_float) && types.iter().flatten().any(is_decimal);
+        let mixed = types.iter().flatten().any(DataType::is_floating)
+            && types.iter().flatten().any(DataType::is_decimal);
         if !mixed {
             return false;
         }
         for (peer, t) in peers.into_iter().zip(types) {
-            if t.as_ref().is_some_and(is_decimal) {
+            if t.as_ref().is_some_and(DataType::is_decimal) {
                 let inner = std::mem::replace(peer, Expr::Literal(ScalarValue::Null, None));
                 *peer = Expr::Cast(Cast::new(Box::new(inner), DataType::Float64));
             }
@@ -187,7 +180,7 @@ fn floats_in_union(union: Union) -> Result<Transformed<LogicalPlan>> {
     let float_columns: Vec<usize> = (0..width)
         .filter(|&i| {
             let types = || union.inputs.iter().map(|p| p.schema().field(i).data_type());
-            types().any(is_float) && types().any(is_decimal)
+            types().any(DataType::is_floating) && types().any(DataType::is_decimal)
         })
         .collect();
     if float_columns.is_empty() {
@@ -198,7 +191,7 @@ fn floats_in_union(union: Union) -> Result<Transformed<LogicalPlan>> {
         .into_iter()
         .map(|input| {
             let schema = input.schema().clone();
-            let needs_cast = |i: &usize| is_decimal(schema.field(*i).data_type());
+            let needs_cast = |i: &usize| schema.field(*i).data_type().is_decimal();
             if !float_columns.iter().any(needs_cast) {
                 return Ok(input);
             }
@@ -266,11 +259,11 @@ fn narrow_values(values: Values) -> Result<Transformed<LogicalPlan>> {
         let cells = || values.iter().filter_map(|row| row.get(i));
         if column_type == &DataType::Int64 && cells().all(fits) {
             retyped.push((i, DataType::Int32));
-        } else if is_decimal(column_type)
+        } else if column_type.is_decimal()
             && cells().any(|c| {
                 uncast(c, column_type)
                     .get_type(&empty)
-                    .is_ok_and(|t| is_float(&t))
+                    .is_ok_and(|t| t.is_floating())
             })
         {
             retyped.push((i, DataType::Float64));

@@ -40,14 +40,14 @@ pub fn install(ctx: &SessionContext) {
             format,
         ),
         PgFunction::new("quote_ident", exact(vec![vec![text()]]), text(), |a| {
-            strings(a, |s| Ok(s.map(quote_ident)))
+            strings(a, |s| s.map(quote_ident))
         }),
         PgFunction::new("quote_literal", exact(vec![vec![text()]]), text(), |a| {
-            strings(a, |s| Ok(s.map(quote_literal)))
+            strings(a, |s| s.map(quote_literal))
         }),
         PgFunction::new("quote_nullable", exact(vec![vec![text()]]), text(), |a| {
             strings(a, |s| {
-                Ok(Some(s.map(quote_literal).unwrap_or_else(|| "NULL".into())))
+                Some(s.map(quote_literal).unwrap_or_else(|| "NULL".into()))
             })
         }),
         PgFunction::new(
@@ -205,12 +205,9 @@ impl ScalarUDFImpl for PgFunction {
             .args
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        // Never empty: DataFusion refuses these functions without arguments.
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out = if arrays.is_empty() {
-            (self.body)(&[Arc::new(arrow::array::NullArray::new(args.number_rows)) as ArrayRef])?
-        } else {
-            (self.body)(&arrays)?
-        };
+        let out = (self.body)(&arrays)?;
         if scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {
@@ -223,172 +220,30 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> DataFusionError {
     DataFusionError::External(Box::new(Error::new(kind, message.into())))
 }
 
-fn strings(
-    args: &[ArrayRef],
-    f: impl Fn(Option<&str>) -> Result<Option<String>>,
-) -> Result<ArrayRef> {
-    let input = args[0].as_string::<i32>();
-    let out: StringArray = input.iter().map(&f).collect::<Result<_>>()?;
+fn strings(args: &[ArrayRef], f: impl Fn(Option<&str>) -> Option<String>) -> Result<ArrayRef> {
+    let out: StringArray = args[0].as_string::<i32>().iter().map(f).collect();
     Ok(Arc::new(out))
 }
 
 /// Words PostgreSQL's `quote_ident` quotes although they are lower case:
 /// its reserved keywords (and those that cannot be function or type names).
-const RESERVED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "authorization",
-    "between",
-    "bigint",
-    "binary",
-    "bit",
-    "boolean",
-    "both",
-    "case",
-    "cast",
-    "char",
-    "character",
-    "check",
-    "coalesce",
-    "collate",
-    "collation",
-    "column",
-    "concurrently",
-    "constraint",
-    "create",
-    "cross",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_schema",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "dec",
-    "decimal",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "exists",
-    "extract",
-    "false",
-    "fetch",
-    "float",
-    "for",
-    "foreign",
-    "freeze",
-    "from",
-    "full",
-    "grant",
-    "greatest",
-    "group",
-    "grouping",
-    "having",
-    "ilike",
-    "in",
-    "initially",
-    "inner",
-    "inout",
-    "int",
-    "integer",
-    "intersect",
-    "interval",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "json",
-    "lateral",
-    "leading",
-    "least",
-    "left",
-    "like",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "national",
-    "natural",
-    "nchar",
-    "none",
-    "normalize",
-    "not",
-    "notnull",
-    "null",
-    "nullif",
-    "numeric",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "out",
-    "outer",
-    "overlaps",
-    "overlay",
-    "placing",
-    "position",
-    "precision",
-    "primary",
-    "real",
-    "references",
-    "returning",
-    "right",
-    "row",
-    "select",
-    "session_user",
-    "setof",
-    "similar",
-    "smallint",
-    "some",
-    "substring",
-    "symmetric",
-    "system_user",
-    "table",
-    "tablesample",
-    "then",
-    "time",
-    "timestamp",
-    "to",
-    "trailing",
-    "treat",
-    "trim",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "values",
-    "varchar",
-    "variadic",
-    "verbose",
-    "when",
-    "where",
-    "window",
-    "with",
-    "xmlattributes",
-    "xmlconcat",
-    "xmlelement",
-    "xmlexists",
-    "xmlforest",
-    "xmlnamespaces",
-    "xmlparse",
-    "xmlpi",
-    "xmlroot",
-    "xmlserialize",
-    "xmltable",
-];
+const RESERVED: &str = "\
+   all analyse analyze and any array as asc asymmetric authorization between \
+   bigint binary bit boolean both case cast char character check coalesce \
+   collate collation column concurrently constraint create cross \
+   current_catalog current_date current_role current_schema current_time \
+   current_timestamp current_user dec decimal default deferrable desc distinct \
+   do else end except exists extract false fetch float for foreign freeze from \
+   full grant greatest group grouping having ilike in initially inner inout int \
+   integer intersect interval into is isnull join json lateral leading least \
+   left like limit localtime localtimestamp national natural nchar none \
+   normalize not notnull null nullif numeric offset on only or order out outer \
+   overlaps overlay placing position precision primary real references \
+   returning right row select session_user setof similar smallint some \
+   substring symmetric system_user table tablesample then time timestamp to \
+   trailing treat trim true union unique user using values varchar variadic \
+   verbose when where window with xmlattributes xmlconcat xmlelement xmlexists \
+   xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable";
 
 /// An identifier as PostgreSQL's `quote_ident` writes it: quoted unless it
 /// is lower case letters, digits and underscores not starting with a digit,
@@ -399,7 +254,7 @@ pub fn quote_ident(name: &str) -> String {
             .chars()
             .enumerate()
             .all(|(i, c)| c.is_ascii_lowercase() || c == '_' || (i > 0 && c.is_ascii_digit()))
-        && !RESERVED.contains(&name);
+        && !RESERVED.split_whitespace().any(|word| word == name);
     if plain {
         name.to_string()
     } else {
@@ -437,17 +292,10 @@ fn texts(array: &ArrayRef) -> Result<StringArray> {
 /// `format(formatstr, args...)`: `%s`, `%I`, `%L` and `%%`, with argument
 /// positions (`%2$s`), widths (`%5s`, `%*s`) and the `-` flag.
 fn format(args: &[ArrayRef]) -> Result<ArrayRef> {
-    let rows = args.first().map_or(0, |a| a.len());
-    let Some(template) = args.first() else {
-        return Err(fail(
-            ErrorKind::UndefinedFunction,
-            "function format() does not exist",
-        ));
-    };
-    let template = texts(template)?;
+    let template = texts(&args[0])?;
     let values: Vec<StringArray> = args[1..].iter().map(texts).collect::<Result<_>>()?;
-    let mut out = Vec::with_capacity(rows);
-    for row in 0..rows {
+    let mut out = Vec::with_capacity(template.len());
+    for row in 0..template.len() {
         if template.is_null(row) {
             out.push(None);
             continue;
